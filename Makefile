@@ -1,0 +1,61 @@
+# The two commands a new machine needs: `make demo` and `make test`. Everything else is a building block.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+TRITON_VENV ?= .venv-triton
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint fmt proto proto-check deploy-check bench-parser bench-crop bench-overhead clean
+
+setup: $(VENV)/.installed $(TRITON_VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+$(TRITON_VENV)/.installed: services/parser/triton-requirements.txt
+	$(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/pip install --quiet --upgrade pip
+	$(TRITON_VENV)/bin/pip install --quiet -r services/parser/triton-requirements.txt
+	touch $@
+
+## demo: build the tiny models, start the local stack, run a three-edit cascade on the bundled portrait -> out/
+demo: setup
+	$(BIN)/faceedit demo --out out
+
+## test: set up, check generated code and lint, run the unit and integration suites
+test: setup proto-check lint
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	cd protos && ../$(BIN)/buf lint
+
+fmt: $(VENV)/.installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## proto: regenerate services/common/faceedit/v1 from protos/ (the only contract source)
+proto: $(VENV)/.installed
+	PYTHON=$(PY) protos/generate.sh
+
+proto-check: $(VENV)/.installed
+	@tmp=$$(mktemp -d) && PYTHON=$(PY) protos/generate.sh $$tmp >/dev/null 2>&1 && \
+	if diff -r -x __pycache__ $$tmp/faceedit/v1 services/common/faceedit/v1; then echo "generated code is up to date"; \
+	else echo "generated code is stale: run 'make proto' and commit" >&2; rm -rf $$tmp; exit 1; fi; rm -rf $$tmp
+
+bench-parser: setup
+	$(BIN)/faceedit bench compare parser
+
+bench-crop: setup
+	$(BIN)/faceedit bench compare crop
+
+bench-overhead: setup
+	$(BIN)/faceedit bench compare overhead
+
+clean:
+	rm -rf $(VENV) $(TRITON_VENV) out build models .pytest_cache .ruff_cache

@@ -1,0 +1,50 @@
+"""One config mechanism for every service: argparse flags whose defaults fall back to FACEEDIT_* env vars."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from typing import Any
+
+
+def env_flag(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    *,
+    env: str,
+    default: Any = None,
+    type: Callable[[str], Any] = str,
+    help: str,
+    required: bool = False,
+    choices: list[str] | None = None,
+) -> None:
+    """Add `flag`, taking its default from `env` when that variable is set.
+
+    A malformed env value fails fast with the variable's name, instead of surfacing later as a confusing error.
+    """
+    raw = os.environ.get(env)
+    if raw is not None and raw != "":
+        try:
+            default = type(raw)
+        except (TypeError, ValueError) as exc:
+            parser.error(f"environment variable {env}={raw!r} is invalid for {flag}: {exc}")
+        required = False
+    shown = "" if default is None else f", default {default!r}"
+    parser.add_argument(
+        flag,
+        default=default,
+        type=type,
+        required=required,
+        choices=choices,
+        help=f"{help} (env {env}{shown})",
+    )
+
+
+def parse_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected a boolean (true/false), got {value!r}")

@@ -1,0 +1,37 @@
+"""Conversions between numpy arrays and faceedit.v1.RawImage, the uncompressed form used between services."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from faceedit.core.errors import InvalidOptionError
+from faceedit.v1 import types_pb2
+
+
+def to_raw(array: np.ndarray) -> types_pb2.RawImage:
+    """(H,W,3) or (H,W) uint8 -> RawImage."""
+    if array.dtype != np.uint8 or array.ndim not in (2, 3):
+        raise InvalidOptionError(f"expected a uint8 (H,W) or (H,W,C) array, got {array.dtype} {array.shape}")
+    channels = 1 if array.ndim == 2 else array.shape[2]
+    return types_pb2.RawImage(
+        width=array.shape[1],
+        height=array.shape[0],
+        channels=channels,
+        pixels=np.ascontiguousarray(array).tobytes(),
+    )
+
+
+def from_raw(raw: types_pb2.RawImage, *, channels: int, name: str = "image") -> np.ndarray:
+    """RawImage -> (H,W,C) array, or (H,W) when channels == 1; InvalidOptionError naming `name` when malformed."""
+    if raw.channels != channels:
+        raise InvalidOptionError(f"{name}: expected {channels} channel(s), got {raw.channels}")
+    if raw.width == 0 or raw.height == 0:
+        raise InvalidOptionError(f"{name}: width and height must be positive, got {raw.width}x{raw.height}")
+    expected = raw.width * raw.height * raw.channels
+    if len(raw.pixels) != expected:
+        raise InvalidOptionError(
+            f"{name}: {raw.width}x{raw.height}x{raw.channels} needs {expected} bytes, got {len(raw.pixels)}"
+        )
+    array = np.frombuffer(raw.pixels, dtype=np.uint8)
+    shape = (raw.height, raw.width) if channels == 1 else (raw.height, raw.width, channels)
+    return array.reshape(shape)
