@@ -1,0 +1,47 @@
+"""Square working canvases for the models and the exact way back to the caller's size (thesis 4.2.2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where a source image sits inside a size x size canvas."""
+
+    src_width: int
+    src_height: int
+    size: int
+    new_width: int
+    new_height: int
+    pad_left: int
+    pad_top: int
+
+
+def resize(image: np.ndarray, width: int, height: int, *, nearest: bool = False) -> np.ndarray:
+    """Resize (H,W[,C]) uint8; nearest keeps label values intact, LANCZOS otherwise."""
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    resample = Image.Resampling.NEAREST if nearest else Image.Resampling.LANCZOS
+    return np.asarray(Image.fromarray(image).resize((width, height), resample))
+
+
+def letterbox(image: np.ndarray, size: int, *, fill: int = 255) -> tuple[np.ndarray, Letterbox]:
+    """Fit image into size x size, aspect preserved and centred, padding with `fill` (white, as the thesis)."""
+    height, width = image.shape[:2]
+    scale = size / max(width, height)
+    new_w = max(1, min(size, round(width * scale)))
+    new_h = max(1, min(size, round(height * scale)))
+    box = Letterbox(width, height, size, new_w, new_h, (size - new_w) // 2, (size - new_h) // 2)
+    canvas = np.full((size, size, *image.shape[2:]), fill, dtype=image.dtype)
+    canvas[box.pad_top : box.pad_top + new_h, box.pad_left : box.pad_left + new_w] = resize(image, new_w, new_h)
+    return canvas, box
+
+
+def unletterbox(image: np.ndarray, box: Letterbox, *, nearest: bool = False) -> np.ndarray:
+    """Crop the padding and resize back to (src_height, src_width): the inverse of letterbox."""
+    inner = image[box.pad_top : box.pad_top + box.new_height, box.pad_left : box.pad_left + box.new_width]
+    return resize(np.ascontiguousarray(inner), box.src_width, box.src_height, nearest=nearest)

@@ -1,0 +1,172 @@
+"""Mask construction (thesis 4.4) plus the peers' options: hull, offset, area limits, invert, caller masks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+from scipy import ndimage
+from scipy.spatial import ConvexHull, QhullError
+
+from faceedit.core.errors import CoverageError, InvalidOptionError
+
+MERGE_MODES = ("union", "intersect", "replace")
+MAX_GROW_PX = 256
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    grow_px: int = 3  # a 7x7 dilation kernel, thesis annexure 5
+    feather_sigma: float = 7.0  # thesis 4.4.2
+    min_coverage: float = 0.001  # 0.1 %, thesis 4.4.3
+    max_coverage: float = 1.0
+    convex_hull: bool = False
+    offset_x: int = 0
+    offset_y: int = 0
+    invert: bool = False
+    merge: str = "union"
+
+    def validate(self) -> MaskSpec:
+        if abs(self.grow_px) > MAX_GROW_PX:
+            raise InvalidOptionError(f"grow_px must be within +/-{MAX_GROW_PX}, got {self.grow_px}")
+        if not 0 <= self.feather_sigma <= 64:
+            raise InvalidOptionError(f"feather_sigma must be in [0, 64], got {self.feather_sigma}")
+        for name in ("min_coverage", "max_coverage"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise InvalidOptionError(f"{name} must be a fraction in [0, 1], got {value}")
+        if self.min_coverage > self.max_coverage:
+            raise InvalidOptionError(
+                f"min_coverage {self.min_coverage} is larger than max_coverage {self.max_coverage}"
+            )
+        if self.merge not in MERGE_MODES:
+            raise InvalidOptionError(f"merge must be one of {', '.join(MERGE_MODES)}, got {self.merge!r}")
+        return self
+
+
+def class_union(labels: np.ndarray, class_ids: Sequence[int]) -> np.ndarray:
+    return np.where(np.isin(labels, np.asarray(class_ids, dtype=labels.dtype)), 255, 0).astype(np.uint8)
+
+
+def grow(mask: np.ndarray, px: int) -> np.ndarray:
+    """Dilate (px > 0) or erode (px < 0) with a (2|px|+1)^2 square kernel."""
+    if px == 0:
+        return mask
+    size = 2 * abs(px) + 1
+    op = ndimage.grey_dilation if px > 0 else ndimage.grey_erosion
+    return op(mask, size=(size, size), mode="constant", cval=0 if px > 0 else 255).astype(np.uint8)
+
+
+def feather(mask: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur with a (2*sigma+1)^2 kernel: a soft edge so the model leaves no seam (thesis 4.4.2)."""
+    if sigma <= 0:
+        return mask
+    radius = round(sigma)
+    blurred = ndimage.gaussian_filter(mask.astype(np.float32), sigma=sigma, radius=radius, mode="nearest")
+    return np.clip(np.rint(blurred), 0, 255).astype(np.uint8)
+
+
+def convex_hull(mask: np.ndarray) -> np.ndarray:
+    """The filled convex hull of the pixels above 127 (CA-Edit's rough masks; closes gaps in hair and lips)."""
+    ys, xs = np.nonzero(mask > 127)
+    if len(xs) == 0:
+        return np.zeros_like(mask)
+    # Pixel corners, so a single pixel or a line still has an area-bearing hull.
+    points = np.concatenate([np.stack([xs + dx, ys + dy], axis=1) for dx in (0, 1) for dy in (0, 1)])
+    try:
+        hull = points[ConvexHull(points).vertices]
+    except QhullError:
+        hull = points
+    canvas = Image.new("L", (mask.shape[1], mask.shape[0]), 0)
+    ImageDraw.Draw(canvas).polygon([(float(x) - 0.5, float(y) - 0.5) for x, y in hull], fill=255)
+    return np.maximum(np.asarray(canvas, dtype=np.uint8), np.where(mask > 127, 255, 0).astype(np.uint8))
+
+
+def offset(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """Shift right by dx and down by dy; pixels entering from the border are 0."""
+    height, width = mask.shape
+    out = np.zeros_like(mask)
+    if abs(dx) >= width or abs(dy) >= height:
+        return out
+    src = mask[max(0, -dy) : height - max(0, dy), max(0, -dx) : width - max(0, dx)]
+    out[max(0, dy) : max(0, dy) + src.shape[0], max(0, dx) : max(0, dx) + src.shape[1]] = src
+    return out
+
+
+def merge(mask: np.ndarray, other: np.ndarray, mode: str) -> np.ndarray:
+    if mask.shape != other.shape:
+        raise InvalidOptionError(f"mask shapes differ: {mask.shape} vs {other.shape}")
+    if mode == "union":
+        return np.maximum(mask, other)
+    if mode == "intersect":
+        return np.minimum(mask, other)
+    if mode == "replace":
+        return other.copy()
+    raise InvalidOptionError(f"merge must be one of {', '.join(MERGE_MODES)}, got {mode!r}")
+
+
+def invert(mask: np.ndarray) -> np.ndarray:
+    return (255 - mask).astype(np.uint8)
+
+
+def coverage(mask: np.ndarray) -> float:
+    """Fraction of pixels above 128 (thesis 4.4.3)."""
+    return float(np.count_nonzero(mask > 128)) / mask.size if mask.size else 0.0
+
+
+def check_coverage(mask: np.ndarray, attribute: str, minimum: float, maximum: float = 1.0) -> float:
+    found = coverage(mask)
+    if found < minimum or found > maximum:
+        raise CoverageError(attribute, found, minimum, maximum)
+    return found
+
+
+def build_mask(
+    labels: np.ndarray,
+    class_ids: Sequence[int],
+    spec: MaskSpec = MaskSpec(),
+    *,
+    extra: np.ndarray | None = None,
+    attribute: str = "",
+) -> np.ndarray:
+    """union -> hull -> offset -> grow/shrink -> merge with caller mask -> invert -> feather -> coverage check."""
+    spec.validate()
+    mask = class_union(labels, class_ids)
+    if spec.convex_hull:
+        mask = convex_hull(mask)
+    if spec.offset_x or spec.offset_y:
+        mask = offset(mask, spec.offset_x, spec.offset_y)
+    mask = grow(mask, spec.grow_px)
+    if extra is not None:
+        mask = merge(mask, extra, spec.merge)
+    if spec.invert:
+        mask = invert(mask)
+    mask = feather(mask, spec.feather_sigma)
+    check_coverage(mask, attribute, spec.min_coverage, spec.max_coverage)
+    return mask
+
+
+def bounding_box(mask: np.ndarray, *, padding: int = 0, square: bool = False) -> tuple[int, int, int, int] | None:
+    """Half-open (x0, y0, x1, y1) of pixels > 0, padded and clipped; square grows it to a square inside the image
+    when it fits, so a crop resizes without distortion. None for an empty mask."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return None
+    height, width = mask.shape
+    x0, x1 = max(0, int(xs.min()) - padding), min(width, int(xs.max()) + 1 + padding)
+    y0, y1 = max(0, int(ys.min()) - padding), min(height, int(ys.max()) + 1 + padding)
+    side = max(x1 - x0, y1 - y0)
+    # A square that cannot fit inside the image would cut the region; the caller then gets the tight box.
+    if square and side <= min(width, height):
+        x0, x1 = _centre_span(x0, x1, side, width)
+        y0, y1 = _centre_span(y0, y1, side, height)
+    return x0, y0, x1, y1
+
+
+def _centre_span(lo: int, hi: int, side: int, limit: int) -> tuple[int, int]:
+    """A span of length `side` centred on [lo, hi), shifted to stay inside [0, limit)."""
+    start = (lo + hi - side) // 2
+    start = min(max(0, start), limit - side)
+    return start, start + side
