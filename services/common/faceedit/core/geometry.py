@@ -29,7 +29,7 @@ def resize(image: np.ndarray, width: int, height: int, *, nearest: bool = False)
     return np.asarray(Image.fromarray(image).resize((width, height), resample))
 
 
-def letterbox(image: np.ndarray, size: int, *, fill: int = 255) -> tuple[np.ndarray, Letterbox]:
+def letterbox(image: np.ndarray, size: int, *, fill: int = 255, nearest: bool = False) -> tuple[np.ndarray, Letterbox]:
     """Fit image into size x size, aspect preserved and centred, padding with `fill` (white, as the thesis)."""
     height, width = image.shape[:2]
     scale = size / max(width, height)
@@ -37,7 +37,9 @@ def letterbox(image: np.ndarray, size: int, *, fill: int = 255) -> tuple[np.ndar
     new_h = max(1, min(size, round(height * scale)))
     box = Letterbox(width, height, size, new_w, new_h, (size - new_w) // 2, (size - new_h) // 2)
     canvas = np.full((size, size, *image.shape[2:]), fill, dtype=image.dtype)
-    canvas[box.pad_top : box.pad_top + new_h, box.pad_left : box.pad_left + new_w] = resize(image, new_w, new_h)
+    canvas[box.pad_top : box.pad_top + new_h, box.pad_left : box.pad_left + new_w] = resize(
+        image, new_w, new_h, nearest=nearest
+    )
     return canvas, box
 
 

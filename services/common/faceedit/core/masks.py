@@ -70,18 +70,16 @@ def feather(mask: np.ndarray, sigma: float) -> np.ndarray:
 
 def convex_hull(mask: np.ndarray) -> np.ndarray:
     """The filled convex hull of the pixels above 127 (CA-Edit's rough masks; closes gaps in hair and lips)."""
-    ys, xs = np.nonzero(mask > 127)
-    if len(xs) == 0:
-        return np.zeros_like(mask)
-    # Pixel corners, so a single pixel or a line still has an area-bearing hull.
-    points = np.concatenate([np.stack([xs + dx, ys + dy], axis=1) for dx in (0, 1) for dy in (0, 1)])
+    binary = np.where(mask > 127, 255, 0).astype(np.uint8)
+    ys, xs = np.nonzero(binary)
+    points = np.stack([xs, ys], axis=1)
     try:
         hull = points[ConvexHull(points).vertices]
-    except QhullError:
-        hull = points
+    except (QhullError, ValueError):
+        return binary  # no pixels, or all on one line: the region is its own hull
     canvas = Image.new("L", (mask.shape[1], mask.shape[0]), 0)
-    ImageDraw.Draw(canvas).polygon([(float(x) - 0.5, float(y) - 0.5) for x, y in hull], fill=255)
-    return np.maximum(np.asarray(canvas, dtype=np.uint8), np.where(mask > 127, 255, 0).astype(np.uint8))
+    ImageDraw.Draw(canvas).polygon([(int(x), int(y)) for x, y in hull], fill=255, outline=255)
+    return np.maximum(np.asarray(canvas, dtype=np.uint8), binary)
 
 
 def offset(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
