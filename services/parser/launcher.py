@@ -1,0 +1,262 @@
+"""Runs a real `tritonserver` (from the nvidia-pytriton wheel) serving face_parser on loopback.
+
+Local runs and CI use this; production runs NVIDIA's Triton image on model_repository/production.
+
+    python -m faceedit.parser.launcher --onnx models/parser.onnx --grpc-port 8001
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from faceedit.config import env_flag
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LOCAL_MODEL = REPO_ROOT / "model_repository" / "local" / "face_parser"
+MODEL_NAME = "face_parser"
+SHM = Path("/dev/shm")
+
+
+class TritonStartError(RuntimeError):
+    """The server exited or did not get its model ready in time; the message carries the log's tail."""
+
+
+def default_triton_venv() -> Path:
+    return Path(os.environ.get("FACEEDIT_TRITON_VENV", REPO_ROOT / ".venv-triton"))
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _site_packages(venv: Path) -> Path:
+    found = sorted(venv.glob("lib/python3.*/site-packages/pytriton/tritonserver"))
+    if not found:
+        raise TritonStartError(
+            f"no tritonserver in {venv}: create it with `make setup` (pip install -r "
+            "services/parser/triton-requirements.txt into that venv) or set FACEEDIT_TRITON_VENV"
+        )
+    return found[0].parents[1]
+
+
+@dataclass
+class TritonServer:
+    """A tritonserver process with the local face_parser model; use as a context manager or start()/stop()."""
+
+    onnx_path: Path
+    triton_venv: Path = field(default_factory=default_triton_venv)
+    # The venv whose python runs the python-backend stub; default the Triton venv (numpy<2).
+    python_env: Path | None = None
+    host: str = "127.0.0.1"
+    grpc_port: int = 0
+    http_port: int = 0
+    metrics_port: int = 0
+    ready_timeout_s: float = 60.0
+    instance_count: int = 1
+    workdir: Path | None = None
+    process: subprocess.Popen | None = field(default=None, init=False)
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.host}:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.http_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host}:{self.metrics_port}/metrics"
+
+    @property
+    def log_path(self) -> Path:
+        assert self.workdir is not None
+        return self.workdir / "tritonserver.log"
+
+    def _prepare(self) -> tuple[Path, Path]:
+        assert self.workdir is not None
+        site = _site_packages(self.triton_venv)
+        triton = site / "pytriton" / "tritonserver"
+        python_version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        backend = self.workdir / "backends" / "python"
+        backend.mkdir(parents=True, exist_ok=True)
+        for src in (
+            triton / "backends" / "python" / "libtriton_python.so",
+            triton / "backends" / "python" / "triton_python_backend_utils.py",
+            triton / "python_backend_stubs" / python_version / "triton_python_backend_stub",
+        ):
+            link = backend / src.name
+            if not link.exists():
+                link.symlink_to(src)
+        model = self.workdir / "repository" / MODEL_NAME
+        (model / "1").mkdir(parents=True, exist_ok=True)
+        config = (LOCAL_MODEL / "config.pbtxt").read_text()
+        if self.instance_count != 1:
+            config = config.replace("count: 1", f"count: {self.instance_count}", 1)
+        (model / "config.pbtxt").write_text(config)
+        for name, src in (("model.py", LOCAL_MODEL / "1" / "model.py"), ("model.onnx", Path(self.onnx_path))):
+            link = model / "1" / name
+            link.unlink(missing_ok=True)
+            link.symlink_to(src.resolve())
+        return triton / "bin" / "tritonserver", site
+
+    def start(self) -> TritonServer:
+        if not Path(self.onnx_path).is_file():
+            raise TritonStartError(f"parser model {self.onnx_path} does not exist; export it first")
+        self.workdir = Path(self.workdir or tempfile.mkdtemp(prefix="faceedit-triton-"))
+        binary, site = self._prepare()
+        for attr in ("grpc_port", "http_port", "metrics_port"):
+            if not getattr(self, attr):
+                setattr(self, attr, free_port(self.host))
+        # A per-server shm prefix, so cleaning up after a hung server never touches another server's regions.
+        self._shm_prefix = f"triton_python_backend_shm_region_fe{uuid.uuid4().hex[:12]}_"
+        python_env = Path(self.python_env or self.triton_venv)
+        env = dict(os.environ)
+        env["PATH"] = f"{python_env / 'bin'}:{env.get('PATH', '')}"
+        env["LD_LIBRARY_PATH"] = f"{site / 'nvidia_pytriton.libs'}:{env.get('LD_LIBRARY_PATH', '')}"
+        env.pop("PYTHONPATH", None)
+        command = [
+            str(binary),
+            f"--model-repository={self.workdir / 'repository'}",
+            f"--backend-directory={self.workdir / 'backends'}",
+            f"--backend-config=python,shm-region-prefix-name={self._shm_prefix}",
+            f"--grpc-address={self.host}",
+            f"--http-address={self.host}",
+            f"--grpc-port={self.grpc_port}",
+            f"--http-port={self.http_port}",
+            f"--metrics-port={self.metrics_port}",
+            "--allow-gpu-metrics=false",
+            "--pinned-memory-pool-byte-size=0",
+            "--cuda-memory-pool-byte-size=0:0",
+            "--exit-on-error=true",
+            "--exit-timeout-secs=5",
+            "--strict-readiness=true",
+        ]
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        log.close()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def _model_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.http_url}/v2/models/{MODEL_NAME}/ready", timeout=1) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.ready_timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise TritonStartError(f"tritonserver exited with {self.process.returncode}:\n{self.log_tail()}")
+            if self._model_ready():
+                return
+            time.sleep(0.1)
+        raise TritonStartError(
+            f"tritonserver did not get {MODEL_NAME} ready within {self.ready_timeout_s:.0f}s "
+            f"(a python-backend stub that cannot start hangs in 'loading'):\n{self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def shm_regions(self) -> list[Path]:
+        prefix = getattr(self, "_shm_prefix", None)
+        return sorted(SHM.glob(f"{prefix}*")) if prefix else []
+
+    def _cleanup_shm(self) -> None:
+        for region in self.shm_regions():
+            region.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """Hard stop for a server that hangs; also removes its shared-memory regions."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self._cleanup_shm()
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after grace_s."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+    def __enter__(self) -> TritonServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve the face parser ONNX with a local tritonserver (CPU).")
+    env_flag(parser, "--onnx", env="FACEEDIT_PARSER_ONNX", type=Path, required=True, help="model.onnx to serve")
+    env_flag(parser, "--host", env="FACEEDIT_TRITON_HOST", default="127.0.0.1", help="address to bind")
+    env_flag(parser, "--grpc-port", env="FACEEDIT_TRITON_GRPC_PORT", default=8001, type=int, help="gRPC port")
+    env_flag(parser, "--http-port", env="FACEEDIT_TRITON_HTTP_PORT", default=8000, type=int, help="HTTP port")
+    env_flag(parser, "--metrics-port", env="FACEEDIT_TRITON_METRICS_PORT", default=8002, type=int, help="metrics port")
+    env_flag(parser, "--instances", env="FACEEDIT_TRITON_INSTANCES", default=1, type=int, help="model instances")
+    env_flag(parser, "--triton-venv", env="FACEEDIT_TRITON_VENV", default=default_triton_venv(), type=Path,
+             help="virtualenv holding nvidia-pytriton and onnxruntime")  # fmt: skip
+    env_flag(parser, "--ready-timeout", env="FACEEDIT_TRITON_READY_TIMEOUT", default=60.0, type=float,
+             help="seconds to wait for the model to load")  # fmt: skip
+    args = parser.parse_args(argv)
+    server = TritonServer(
+        args.onnx,
+        triton_venv=args.triton_venv,
+        host=args.host,
+        grpc_port=args.grpc_port,
+        http_port=args.http_port,
+        metrics_port=args.metrics_port,
+        ready_timeout_s=args.ready_timeout,
+        instance_count=args.instances,
+    )
+    stop = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    with server:
+        print(f"face_parser on triton: grpc {server.grpc_url}  metrics {server.metrics_url}", flush=True)
+        while not stop and server.process is not None:
+            try:
+                server.process.wait(timeout=0.5)
+                print(f"tritonserver exited with {server.process.returncode}", file=sys.stderr)
+                return 1
+            except subprocess.TimeoutExpired:
+                continue
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
