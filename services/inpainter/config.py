@@ -1,0 +1,125 @@
+"""The inpainter's flags; every one falls back to a FACEEDIT_* environment variable."""
+
+from __future__ import annotations
+
+import argparse
+
+from faceedit.config import env_flag, parse_bool
+from faceedit.serving import DEFAULT_MAX_MESSAGE_BYTES
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="faceedit-inpainter", description="faceedit.v1.Inpainter: SDXL inpainting")
+    env_flag(
+        p,
+        "--model",
+        env="FACEEDIT_INPAINT_MODEL",
+        required=True,
+        help="diffusers inpainting pipeline: hub id (diffusers/stable-diffusion-xl-1.0-inpainting-0.1) or dir",
+    )
+    env_flag(p, "--host", env="FACEEDIT_HOST", default="127.0.0.1", help="address to bind (0.0.0.0 in containers)")
+    env_flag(p, "--port", env="FACEEDIT_PORT", default=50052, type=int, help="gRPC port (0 picks a free one)")
+    env_flag(
+        p,
+        "--metrics-port",
+        env="FACEEDIT_METRICS_PORT",
+        default=9100,
+        type=int,
+        help="Prometheus /metrics HTTP port (-1 disables)",
+    )
+    env_flag(p, "--device", env="FACEEDIT_DEVICE", default="auto", help="auto, cpu, cuda or cuda:N")
+    env_flag(
+        p,
+        "--dtype",
+        env="FACEEDIT_DTYPE",
+        default="auto",
+        choices=["auto", "float16", "bfloat16", "float32"],
+        help="auto: float16 on CUDA, float32 on CPU",
+    )
+    env_flag(
+        p,
+        "--vae",
+        env="FACEEDIT_INPAINT_VAE",
+        default=None,
+        help="replacement VAE (hub id or dir), e.g. madebyollin/sdxl-vae-fp16-fix for fp16",
+    )
+    env_flag(
+        p,
+        "--working-size",
+        env="FACEEDIT_WORKING_SIZE",
+        default=1024,
+        type=int,
+        help="square canvas for full-frame inpainting (SDXL native 1024)",
+    )
+    env_flag(
+        p,
+        "--min-crop-size",
+        env="FACEEDIT_MIN_CROP_SIZE",
+        default=None,
+        type=int,
+        help="smallest canvas a crop renders at (default working size / 2)",
+    )
+    env_flag(
+        p,
+        "--queue-size",
+        env="FACEEDIT_QUEUE_SIZE",
+        default=8,
+        type=int,
+        help="requests that may wait for the pipeline; more are refused with RESOURCE_EXHAUSTED",
+    )
+    env_flag(
+        p,
+        "--prompt-cache-size",
+        env="FACEEDIT_PROMPT_CACHE_SIZE",
+        default=128,
+        type=int,
+        help="encoded prompts kept in an LRU cache",
+    )
+    env_flag(
+        p,
+        "--attention-slicing",
+        env="FACEEDIT_ATTENTION_SLICING",
+        default=False,
+        type=parse_bool,
+        help="slice attention to save memory",
+    )
+    env_flag(
+        p,
+        "--vae-slicing",
+        env="FACEEDIT_VAE_SLICING",
+        default=False,
+        type=parse_bool,
+        help="decode with VAE slicing to save memory",
+    )
+    env_flag(
+        p,
+        "--compile",
+        env="FACEEDIT_COMPILE",
+        default=False,
+        type=parse_bool,
+        help="torch.compile the UNet (slow first call; warm-up absorbs it)",
+    )
+    env_flag(
+        p,
+        "--cpu-offload",
+        env="FACEEDIT_CPU_OFFLOAD",
+        default=False,
+        type=parse_bool,
+        help="diffusers model CPU offload for small GPUs",
+    )
+    env_flag(
+        p,
+        "--max-message-bytes",
+        env="FACEEDIT_MAX_MESSAGE_BYTES",
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        type=int,
+        help="gRPC max send/receive message size",
+    )
+    args = p.parse_args(argv)
+    if args.min_crop_size is None:
+        args.min_crop_size = max(64, args.working_size // 2)
+    if args.working_size % 8 or args.min_crop_size % 8 or args.min_crop_size > args.working_size:
+        p.error("--working-size and --min-crop-size must be multiples of 8, with min-crop-size <= working-size")
+    if args.queue_size < 0:
+        p.error("--queue-size must be >= 0")
+    return args
