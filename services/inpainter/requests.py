@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from faceedit.core.errors import InvalidOptionError
+from faceedit.core.knobs import check_range, resolve_knobs
 from faceedit.core.prompts import negative_prompt
-from faceedit.core.taxonomy import ATTRIBUTES, default_strength, resolve_classes
+from faceedit.core.taxonomy import ATTRIBUTES, resolve_classes
 from faceedit.inpainter.engine import Job
 from faceedit.rawimage import from_raw
 from faceedit.v1 import inpainter_pb2, types_pb2
 
-DEFAULT_GUIDANCE = 12.0
-DEFAULT_STEPS = 50
-DEFAULT_SEED = 42
-DEFAULT_CROP_PADDING = 32
-MAX_STEPS = 150
-MAX_GUIDANCE = 30.0
-MAX_CROP_PADDING = 1024
 MAX_PREVIEW = 512
 MAX_PIXELS = 40_000_000
 CROP_MODES = {
@@ -27,11 +19,8 @@ CROP_MODES = {
 }
 
 
-def _check_range(name: str, value: float, low: float, high: float, *, low_open: bool = False) -> None:
-    below = value <= low if low_open else value < low
-    if below or value > high or not np.isfinite(value):
-        bracket = "(" if low_open else "["
-        raise InvalidOptionError(f"{name} must be in {bracket}{low:g}, {high:g}], got {value:g}")
+def _optional(message, name: str):
+    return getattr(message, name) if message.HasField(name) else None
 
 
 def job_from_request(request: inpainter_pb2.InpaintRequest) -> Job:
@@ -49,20 +38,16 @@ def job_from_request(request: inpainter_pb2.InpaintRequest) -> Job:
     attribute = request.attribute.strip().lower()
     if attribute and attribute not in ATTRIBUTES:
         resolve_classes(attribute)  # raises UnknownNameError listing the valid attributes
-    strength = request.strength if request.HasField("strength") else default_strength(attribute)
-    guidance = request.guidance_scale if request.HasField("guidance_scale") else DEFAULT_GUIDANCE
-    steps = request.num_inference_steps if request.HasField("num_inference_steps") else DEFAULT_STEPS
-    _check_range("strength", strength, 0.0, 1.0, low_open=True)
-    _check_range("guidance_scale", guidance, 0.0, MAX_GUIDANCE)
-    _check_range("num_inference_steps", steps, 1, MAX_STEPS)
-    if int(steps * strength) < 1:
-        raise InvalidOptionError(
-            f"strength {strength:g} x num_inference_steps {steps} leaves no denoising step; raise either"
-        )
     options = request.options
-    padding = options.crop_padding if options.HasField("crop_padding") else DEFAULT_CROP_PADDING
-    _check_range("options.crop_padding", padding, 0, MAX_CROP_PADDING)
-    _check_range("preview_size", request.preview_size, 0, MAX_PREVIEW)
+    knobs = resolve_knobs(
+        attribute,
+        strength=_optional(request, "strength"),
+        guidance_scale=_optional(request, "guidance_scale"),
+        steps=_optional(request, "num_inference_steps"),
+        seed=_optional(request, "seed"),
+        crop_padding=_optional(options, "crop_padding"),
+    )
+    check_range("preview_size", request.preview_size, 0, MAX_PREVIEW)
     if options.crop_mode not in CROP_MODES:
         raise InvalidOptionError(f"unknown crop_mode {options.crop_mode}")
     return Job(
@@ -72,12 +57,12 @@ def job_from_request(request: inpainter_pb2.InpaintRequest) -> Job:
         negative_prompt=negative_prompt(
             attribute, request.prompt, request.negative_prompt, raw=options.raw_negative_prompt
         ),
-        strength=float(strength),
-        guidance_scale=float(guidance),
-        steps=int(steps),
-        seed=request.seed if request.HasField("seed") else DEFAULT_SEED,
+        strength=knobs.strength,
+        guidance_scale=knobs.guidance_scale,
+        steps=knobs.steps,
+        seed=knobs.seed,
         crop_mode=CROP_MODES[options.crop_mode],
-        crop_padding=int(padding),
+        crop_padding=knobs.crop_padding,
         color_match=options.color_match,
         preview_size=int(request.preview_size),
     )

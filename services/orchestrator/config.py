@@ -1,0 +1,101 @@
+"""The orchestrator's flags; every one falls back to a FACEEDIT_* environment variable."""
+
+from __future__ import annotations
+
+import argparse
+
+from faceedit.config import env_flag
+from faceedit.core.imageio import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from faceedit.serving import DEFAULT_MAX_MESSAGE_BYTES
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="faceedit-orchestrator", description="faceedit.v1.FaceEditor: EditFace and co.")
+    env_flag(
+        p,
+        "--parser-url",
+        env="FACEEDIT_PARSER_URL",
+        required=True,
+        help="Triton gRPC address serving the face parser, host:port",
+    )
+    env_flag(
+        p,
+        "--inpainter-address",
+        env="FACEEDIT_INPAINTER_ADDRESS",
+        required=True,
+        help="faceedit.v1.Inpainter address, host:port",
+    )
+    env_flag(
+        p,
+        "--parser-model-name",
+        env="FACEEDIT_PARSER_MODEL_NAME",
+        default="face_parser",
+        help="Triton model name (face_parser, or face_parser_trt for the TensorRT plan)",
+    )
+    env_flag(
+        p,
+        "--parser-size",
+        env="FACEEDIT_PARSER_SIZE",
+        default=512,
+        type=int,
+        help="square size images are letterboxed to for parsing (one size per deployment)",
+    )
+    env_flag(p, "--host", env="FACEEDIT_HOST", default="127.0.0.1", help="address to bind (0.0.0.0 in containers)")
+    env_flag(p, "--port", env="FACEEDIT_PORT", default=50051, type=int, help="gRPC port (0 picks a free one)")
+    env_flag(
+        p,
+        "--metrics-port",
+        env="FACEEDIT_METRICS_PORT",
+        default=9101,
+        type=int,
+        help="Prometheus /metrics HTTP port (-1 disables)",
+    )
+    env_flag(
+        p,
+        "--max-message-bytes",
+        env="FACEEDIT_MAX_MESSAGE_BYTES",
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        type=int,
+        help="gRPC max send/receive message size, server and downstream channels",
+    )
+    env_flag(
+        p,
+        "--max-image-bytes",
+        env="FACEEDIT_MAX_IMAGE_BYTES",
+        default=DEFAULT_MAX_BYTES,
+        type=int,
+        help="largest encoded input image accepted",
+    )
+    env_flag(
+        p,
+        "--max-image-pixels",
+        env="FACEEDIT_MAX_IMAGE_PIXELS",
+        default=DEFAULT_MAX_PIXELS,
+        type=int,
+        help="largest input image in pixels (decompression-bomb guard)",
+    )
+    env_flag(
+        p,
+        "--timeout",
+        env="FACEEDIT_TIMEOUT",
+        default=600.0,
+        type=float,
+        help="seconds a request may take when the caller sets no deadline",
+    )
+    env_flag(
+        p,
+        "--parser-retries",
+        env="FACEEDIT_PARSER_RETRIES",
+        default=3,
+        type=int,
+        help="retries of a parse on UNAVAILABLE, with exponential backoff inside the deadline",
+    )
+    env_flag(
+        p,
+        "--health-interval",
+        env="FACEEDIT_HEALTH_INTERVAL",
+        default=1.0,
+        type=float,
+        help="seconds between dependency readiness checks",
+    )
+    return p.parse_args(argv)

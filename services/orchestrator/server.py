@@ -1,0 +1,234 @@
+"""faceedit.v1.FaceEditor over grpc.aio. Thin: the cascade is in flow.py, validation in plan.py.
+
+python -m faceedit.orchestrator.server --parser-url triton:8001 --inpainter-address inpainter:50052
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from faceedit.core.errors import FaceEditError
+from faceedit.core.knobs import DEFAULT_GUIDANCE, DEFAULT_SEED, DEFAULT_STEPS
+from faceedit.core.prompts import BASE_NEGATIVE, NEGATIVE_VOCABULARY
+from faceedit.core.taxonomy import ATTRIBUTES, CLASS_NAMES, default_strength
+from faceedit.core.viz import colorize, coverage_by_class
+from faceedit.metrics import serve_metrics
+from faceedit.orchestrator.config import parse_args
+from faceedit.orchestrator.flow import DownstreamError, EditFlow, encoded
+from faceedit.parser.client import ParserClient, ParserError, ParserUnavailableError
+from faceedit.serving import RunningServer, channel_options, start_grpc_server, status_for, stop_event_on_signals
+from faceedit.v1 import face_editor_pb2 as fe
+from faceedit.v1 import face_editor_pb2_grpc, inpainter_pb2_grpc
+
+log = logging.getLogger("faceedit.orchestrator")
+SERVICE = fe.DESCRIPTOR.services_by_name["FaceEditor"].full_name
+STAGES = ("decode", "parse", "mask", "inpaint", "composite", "encode")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("faceedit_requests", "Calls by method and gRPC code", ["method", "code"],
+                                registry=self.registry)  # fmt: skip
+        self.latency = Histogram("faceedit_latency_seconds", "End-to-end latency", ["method"], registry=self.registry,
+                                 buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128))  # fmt: skip
+        self.stage = Histogram("faceedit_stage_seconds", "Time per stage", ["stage"], registry=self.registry,
+                               buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 4, 16, 64))  # fmt: skip
+
+    def observe_stages(self, response: fe.EditFaceResponse) -> None:
+        for stage in STAGES:
+            self.stage.labels(stage).observe(getattr(response.timings, f"{stage}_ms") / 1000)
+
+
+def error_status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    if isinstance(exc, DownstreamError):
+        return exc.code, str(exc)
+    if isinstance(exc, ParserUnavailableError):
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
+    if isinstance(exc, ParserError):
+        return grpc.StatusCode.INTERNAL, str(exc)
+    return status_for(exc), str(exc)
+
+
+class FaceEditorService(face_editor_pb2_grpc.FaceEditorServicer):
+    def __init__(self, flow: EditFlow, metrics: Metrics) -> None:
+        self.flow = flow
+        self.metrics = metrics
+
+    async def _call(self, method: str, context, work):
+        """Run work(); map every failure to a precise status; count it."""
+        started = time.monotonic()
+        code = grpc.StatusCode.OK
+        try:
+            return await work()
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except (FaceEditError, ParserError, DownstreamError) as exc:
+            code, message = error_status(exc)
+            await context.abort(code, message)
+        except Exception as exc:
+            code = grpc.StatusCode.INTERNAL
+            log.exception("%s failed", method)
+            await context.abort(code, f"{method} failed: {exc}")
+        finally:
+            self.metrics.requests.labels(method, code.name).inc()
+            self.metrics.latency.labels(method).observe(time.monotonic() - started)
+
+    @staticmethod
+    def _with_id(request: fe.EditFaceRequest) -> fe.EditFaceRequest:
+        if not request.request_id:
+            request.request_id = uuid.uuid4().hex
+        return request
+
+    async def EditFace(self, request, context) -> fe.EditFaceResponse:
+        request = self._with_id(request)
+
+        async def work() -> fe.EditFaceResponse:
+            response = await self.flow.run(request, context.time_remaining())
+            self.metrics.observe_stages(response)
+            return response
+
+        return await self._call("EditFace", context, work)
+
+    async def StreamEditFace(self, request, context) -> AsyncIterator[fe.EditFaceEvent]:
+        request = self._with_id(request)
+        events: asyncio.Queue = asyncio.Queue()
+
+        async def emit(event: fe.EditFaceEvent) -> None:
+            await events.put(event)
+
+        async def work() -> None:
+            response = await self.flow.run(request, context.time_remaining(), emit)
+            self.metrics.observe_stages(response)
+            await events.put(fe.EditFaceEvent(result=response))
+
+        task = asyncio.ensure_future(self._call("StreamEditFace", context, work))
+        try:
+            while True:
+                getter = asyncio.ensure_future(events.get())
+                await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    break
+                yield getter.result()
+            while not events.empty():
+                yield events.get_nowait()
+            task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def ParseFace(self, request, context) -> fe.ParseFaceResponse:
+        async def work() -> fe.ParseFaceResponse:
+            started = time.monotonic()
+            image = self.flow.decode(request.image.data)
+            decoded = time.monotonic()
+            remaining = context.time_remaining()
+            labels = await self.flow.parser.parse(image, timeout_s=remaining if remaining is not None else None)
+            parsed = time.monotonic()
+            rows = coverage_by_class(labels)
+            present = {class_id for class_id, *_ in rows}
+            response = fe.ParseFaceResponse(
+                labels=encoded(labels),
+                parse_map=encoded(colorize(labels)),
+                coverage=[fe.ClassCoverage(class_id=i, name=n, fraction=f, pixels=p) for i, n, f, p in rows],
+                attributes_present=[a for a, ids in ATTRIBUTES.items() if present & set(ids)],
+            )
+            response.timings.decode_ms = (decoded - started) * 1000
+            response.timings.parse_ms = (parsed - decoded) * 1000
+            response.timings.encode_ms = (time.monotonic() - parsed) * 1000
+            response.timings.total_ms = (time.monotonic() - started) * 1000
+            return response
+
+        return await self._call("ParseFace", context, work)
+
+    async def ListAttributes(self, request, context) -> fe.ListAttributesResponse:
+        return fe.ListAttributesResponse(
+            attributes=[
+                fe.AttributeInfo(
+                    name=name,
+                    class_ids=ids,
+                    class_names=[CLASS_NAMES[i] for i in ids],
+                    default_strength=default_strength(name),
+                    negative_vocabulary=NEGATIVE_VOCABULARY.get(name, ""),
+                )
+                for name, ids in ATTRIBUTES.items()
+            ],
+            classes=[fe.FaceClass(id=i, name=n) for i, n in enumerate(CLASS_NAMES)],
+            default_guidance_scale=DEFAULT_GUIDANCE,
+            default_num_inference_steps=DEFAULT_STEPS,
+            default_seed=DEFAULT_SEED,
+            base_negative_prompt=BASE_NEGATIVE,
+        )
+
+
+async def watch_dependencies(
+    running: RunningServer, parser: ParserClient, inpainter_channel: grpc.aio.Channel, interval_s: float
+) -> None:
+    """SERVING only while the parser's model and the inpainter both report ready."""
+    health = health_pb2_grpc.HealthStub(inpainter_channel)
+    serving: bool | None = None
+    while True:
+        try:
+            reply = await health.Check(health_pb2.HealthCheckRequest(service="faceedit.v1.Inpainter"), timeout=2)
+            inpainter_ok = reply.status == health_pb2.HealthCheckResponse.SERVING
+        except grpc.aio.AioRpcError:
+            inpainter_ok = False
+        ready = inpainter_ok and await parser.is_ready()
+        if ready != serving:
+            log.info("dependencies %s: parser+inpainter", "ready" if ready else "NOT ready")
+            await running.set_serving(ready)
+            serving = ready
+        await asyncio.sleep(interval_s)
+
+
+async def serve(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    parser = ParserClient(
+        args.parser_url, model_name=args.parser_model_name, input_size=args.parser_size,
+        retries=args.parser_retries, max_message_bytes=args.max_message_bytes,
+    )  # fmt: skip
+    channel = grpc.aio.insecure_channel(args.inpainter_address, options=channel_options(args.max_message_bytes))
+    flow = EditFlow(
+        parser, inpainter_pb2_grpc.InpainterStub(channel), inpainter_address=args.inpainter_address,
+        max_image_bytes=args.max_image_bytes, max_image_pixels=args.max_image_pixels, default_timeout_s=args.timeout,
+    )  # fmt: skip
+    metrics = Metrics()
+    service = FaceEditorService(flow, metrics)
+    running = await start_grpc_server(
+        [lambda s: face_editor_pb2_grpc.add_FaceEditorServicer_to_server(service, s)],
+        [SERVICE],
+        host=args.host,
+        port=args.port,
+        max_message_bytes=args.max_message_bytes,
+    )
+    metrics_port = serve_metrics(metrics.registry, args.host, args.metrics_port)
+    log.info("orchestrator listening on %s:%d (metrics %s); parser %s, inpainter %s", args.host, running.port,
+             metrics_port, args.parser_url, args.inpainter_address)  # fmt: skip
+    stop = stop_event_on_signals()
+    watcher = asyncio.ensure_future(watch_dependencies(running, parser, channel, args.health_interval))
+    await stop.wait()
+    watcher.cancel()
+    await running.set_serving(False)
+    await running.server.stop(grace=5)
+    await parser.close()
+    await channel.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    asyncio.run(serve(argv))
+
+
+if __name__ == "__main__":
+    main()

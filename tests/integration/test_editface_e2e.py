@@ -1,0 +1,220 @@
+"""EditFace end to end: a real tritonserver, the real inpainter and the real orchestrator, on loopback."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from PIL import Image
+
+from faceedit.core.imageio import decode_image, encode_image
+from faceedit.core.taxonomy import CLASS_NAMES
+from faceedit.parser.launcher import TritonServer
+from faceedit.process import ServiceProcess
+from faceedit.serving import channel_options
+from faceedit.v1 import face_editor_pb2 as fe
+from faceedit.v1 import face_editor_pb2_grpc, types_pb2
+from tests.fixtures.stack import start_orchestrator
+
+STEPS = 3
+
+
+def _stub(address: str) -> face_editor_pb2_grpc.FaceEditorStub:
+    return face_editor_pb2_grpc.FaceEditorStub(grpc.insecure_channel(address, options=channel_options()))
+
+
+def _portrait(height: int = 180, width: int = 120) -> np.ndarray:
+    ys, xs = np.mgrid[0:height, 0:width]
+    face = ((xs - width / 2) ** 2 / (width / 3) ** 2 + (ys - height / 2) ** 2 / (height / 3) ** 2) < 1
+    image = np.stack([xs * 255 // width, ys * 255 // height, np.full_like(xs, 90)], axis=-1).astype(np.uint8)
+    image[face] = (224, 172, 150)
+    return image
+
+
+def _present_classes(stub, data: bytes, n: int = 3) -> list[str]:
+    """The n classes the (random) parser finds most of, so edits target regions that really exist."""
+    parsed = stub.ParseFace(fe.ParseFaceRequest(image=types_pb2.EncodedImage(data=data)))
+    return [c.name for c in parsed.coverage[:n]]
+
+
+def _edit(class_name: str, **kwargs) -> fe.Edit:
+    kwargs.setdefault("num_inference_steps", STEPS)
+    return fe.Edit(prompt="curly auburn hair", mask=types_pb2.MaskOptions(classes=[class_name]), **kwargs)
+
+
+def _png(image: Image.Image, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG" if image.mode == "RGBA" else "JPEG", **options)
+    return buffer.getvalue()
+
+
+def _inputs() -> dict[str, bytes]:
+    portrait = _portrait()
+    rgba = Image.fromarray(portrait).convert("RGBA")
+    alpha = np.full(portrait.shape[:2], 255, np.uint8)
+    alpha[:20] = 0
+    rgba.putalpha(Image.fromarray(alpha))
+    rotated = Image.fromarray(portrait)
+    exif = rotated.getexif()
+    exif[0x0112] = 6
+    return {
+        "non-square png": encode_image(portrait),
+        "rgba": _png(rgba),
+        "exif-rotated jpeg": _png(rotated, quality=95, exif=exif.tobytes()),
+    }
+
+
+@pytest.mark.parametrize("kind", ["non-square png", "rgba", "exif-rotated jpeg"])
+def test_editface_keeps_size_and_every_pixel_outside_the_mask(editor_stack: ServiceProcess, kind: str) -> None:
+    data = _inputs()[kind]
+    stub = _stub(editor_stack.address)
+    (target,) = _present_classes(stub, data, 1)
+    response = stub.EditFace(fe.EditFaceRequest(image=types_pb2.EncodedImage(data=data), edits=[_edit(target)],
+                                                return_masks=True))  # fmt: skip
+    original = decode_image(data)  # the caller's image after EXIF and alpha normalisation
+    result = decode_image(response.image.data)
+    assert (response.image.width, response.image.height) == (original.shape[1], original.shape[0])
+    assert result.shape == original.shape
+    (step,) = response.steps
+    mask = decode_image(step.mask.data)[..., 0]
+    assert mask.shape == original.shape[:2] and step.coverage > 0
+    assert np.array_equal(result[mask == 0], original[mask == 0])
+    assert (result[mask == 255] != original[mask == 255]).any()
+    assert step.seed == 42 and step.steps_run == int(STEPS * 0.9)
+    assert step.labels.data and step.parse_map.data
+    assert response.timings.total_ms >= response.timings.parse_ms + response.timings.inpaint_ms > 0
+
+
+def _parser_successes(triton: TritonServer) -> int:
+    text = urllib.request.urlopen(triton.metrics_url, timeout=5).read().decode()
+    return int(re.search(r'^nv_inference_request_success\{model="face_parser",version="1"\} (\d+)', text, re.M)[1])
+
+
+def test_a_cascade_of_three_edits_reparses_between_steps(
+    editor_stack: ServiceProcess, triton_server: TritonServer
+) -> None:
+    data = encode_image(_portrait())
+    stub = _stub(editor_stack.address)
+    classes = _present_classes(stub, data, 3)
+    before = _parser_successes(triton_server)
+    response = stub.EditFace(fe.EditFaceRequest(
+        image=types_pb2.EncodedImage(data=data), edits=[_edit(c, seed=i) for i, c in enumerate(classes)],
+        return_masks=True))  # fmt: skip
+    assert _parser_successes(triton_server) - before == 3  # one parse per edit, each of the image so far
+    assert [s.index for s in response.steps] == [0, 1, 2]
+    assert [s.seed for s in response.steps] == [0, 1, 2]
+    first_labels = decode_image(response.steps[0].labels.data)
+    assert any(not np.array_equal(decode_image(s.labels.data), first_labels) for s in response.steps[1:])
+    assert response.timings.parse_ms == pytest.approx(sum(s.timings.parse_ms for s in response.steps), rel=1e-6)
+
+
+def test_stream_delivers_stage_and_step_events_in_order_then_the_result(editor_stack: ServiceProcess) -> None:
+    data = encode_image(_portrait())
+    stub = _stub(editor_stack.address)
+    classes = _present_classes(stub, data, 2)
+    events = list(stub.StreamEditFace(fe.EditFaceRequest(
+        image=types_pb2.EncodedImage(data=data), edits=[_edit(c, strength=1.0) for c in classes])))  # fmt: skip
+    kinds = [e.WhichOneof("event") for e in events]
+    assert kinds[-1] == "result" and kinds.count("result") == 1
+    assert [e.step.index for e in events if e.HasField("step")] == [0, 1]
+    for index in (0, 1):
+        progress = [e.progress.step for e in events if e.HasField("progress") and e.progress.edit_index == index]
+        assert progress == list(range(1, STEPS + 1))
+    stages = [(e.stage.stage, e.stage.edit_index, e.stage.done) for e in events if e.HasField("stage")]
+    assert stages[0] == (fe.STAGE_DECODE, 0, False) and stages[-1] == (fe.STAGE_ENCODE, 0, True)
+    assert stages.index((fe.STAGE_INPAINT, 0, True)) < stages.index((fe.STAGE_PARSE, 1, False))
+    elapsed = [e.stage.elapsed_ms for e in events if e.HasField("stage")]
+    assert elapsed == sorted(elapsed)
+    assert len(events[-1].result.steps) == 2
+
+
+def test_unknown_attribute_is_invalid_argument_listing_valid_ones(editor_stack: ServiceProcess) -> None:
+    with pytest.raises(grpc.RpcError) as excinfo:
+        _stub(editor_stack.address).EditFace(fe.EditFaceRequest(
+            image=types_pb2.EncodedImage(data=encode_image(_portrait())),
+            edits=[fe.Edit(attribute="hiar", prompt="red hair")]))  # fmt: skip
+    assert excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        "Did you mean 'hair'" in excinfo.value.details() and "Valid attributes: hair, lips" in excinfo.value.details()
+    )
+
+
+def test_absent_region_is_failed_precondition_naming_attribute_and_coverage(editor_stack: ServiceProcess) -> None:
+    data = encode_image(_portrait())
+    stub = _stub(editor_stack.address)
+    present = {c.name for c in stub.ParseFace(fe.ParseFaceRequest(image=types_pb2.EncodedImage(data=data))).coverage}
+    absent = [name for name in CLASS_NAMES if name not in present]
+    edit = _edit(absent[0]) if absent else _edit(sorted(present)[0], mask=types_pb2.MaskOptions(min_coverage=1.0))
+    with pytest.raises(grpc.RpcError) as excinfo:
+        stub.EditFace(fe.EditFaceRequest(image=types_pb2.EncodedImage(data=data), edits=[edit]))
+    assert excinfo.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert re.search(r"region '.+' covers \d+\.\d\d% of the image", excinfo.value.details())
+
+
+def test_bad_image_and_bad_knobs_are_invalid_argument(editor_stack: ServiceProcess) -> None:
+    stub = _stub(editor_stack.address)
+    for request, message in [
+        (fe.EditFaceRequest(image=types_pb2.EncodedImage(data=b"not an image"), edits=[_edit("skin")]),
+         "not a recognised image"),
+        (fe.EditFaceRequest(image=types_pb2.EncodedImage(data=encode_image(_portrait())),
+                            edits=[_edit("skin", num_inference_steps=10000)]), "edits[0]: num_inference_steps"),
+        (fe.EditFaceRequest(image=types_pb2.EncodedImage(data=encode_image(_portrait()))), "1 to 8 edits"),
+    ]:  # fmt: skip
+        with pytest.raises(grpc.RpcError) as excinfo:
+            stub.EditFace(request)
+        assert excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert message in excinfo.value.details()
+
+
+def test_the_callers_deadline_propagates(editor_stack: ServiceProcess) -> None:
+    data = encode_image(_portrait())
+    stub = _stub(editor_stack.address)
+    (target,) = _present_classes(stub, data, 1)
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as excinfo:
+        slow = _edit(target, strength=1.0, num_inference_steps=150)
+        stub.EditFace(fe.EditFaceRequest(image=types_pb2.EncodedImage(data=data), edits=[slow]), timeout=1.0)
+    assert excinfo.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert time.monotonic() - started < 10
+
+
+def test_list_attributes(editor_stack: ServiceProcess) -> None:
+    response = _stub(editor_stack.address).ListAttributes(fe.ListAttributesRequest())
+    by_name = {a.name: a for a in response.attributes}
+    assert list(by_name["lips"].class_ids) == [11, 12] and by_name["eyebrows"].default_strength == pytest.approx(0.6)
+    assert len(response.classes) == 19 and response.default_guidance_scale == 12.0
+    assert response.default_num_inference_steps == 50 and response.default_seed == 42
+
+
+def test_parser_down_is_unavailable_within_the_deadline_and_recovers(
+    parser_model: Path, inpainter_server: ServiceProcess, tmp_path: Path
+) -> None:
+    triton = TritonServer(parser_model, workdir=tmp_path / "triton").start()
+    orchestrator = None
+    try:
+        orchestrator = start_orchestrator(triton.grpc_url, inpainter_server.address, tmp_path)
+        stub = _stub(orchestrator.address)
+        data = encode_image(_portrait())
+        (target,) = _present_classes(stub, data, 1)
+        request = fe.EditFaceRequest(image=types_pb2.EncodedImage(data=data), edits=[_edit(target)])
+        triton.stop()
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as excinfo:
+            stub.EditFace(request, timeout=5.0)
+        assert excinfo.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "parser" in excinfo.value.details()
+        assert time.monotonic() - started < 5.0
+        port = triton.grpc_port
+        triton = TritonServer(parser_model, workdir=tmp_path / "triton2", grpc_port=port).start()
+        orchestrator.wait_serving(30)  # the dependency watcher flips back to SERVING
+        assert stub.EditFace(request, timeout=30).image.data
+    finally:
+        if orchestrator is not None:
+            orchestrator.stop()
+        triton.stop()
