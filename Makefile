@@ -49,13 +49,13 @@ proto-check: $(VENV)/.installed
 	else echo "generated code is stale: run 'make proto' and commit" >&2; rm -rf $$tmp; exit 1; fi; rm -rf $$tmp
 
 bench-parser: setup
-	$(BIN)/faceedit bench compare parser
+	$(BIN)/faceedit compare parser
 
 bench-crop: setup
-	$(BIN)/faceedit bench compare crop
+	$(BIN)/faceedit compare crop
 
 bench-overhead: setup
-	$(BIN)/faceedit bench compare overhead
+	$(BIN)/faceedit compare overhead
 
 clean:
 	rm -rf $(VENV) $(TRITON_VENV) out build models .pytest_cache .ruff_cache

@@ -49,7 +49,7 @@ def _byte_symbols() -> list[str]:
     return [chr(b) if b in printable else chr(next(extra)) for b in range(256)]
 
 
-def _byte_level_tokenizer(directory: Path) -> CLIPTokenizer:
+def byte_level_tokenizer(directory: Path) -> CLIPTokenizer:
     """A CLIP BPE tokenizer over the 256 byte symbols (plus their end-of-word forms) and a few merges."""
     symbols = _byte_symbols()
     merges = [("t", "h"), ("th", "e</w>"), ("a", "n"), ("i", "n"), ("e", "r</w>"), ("o", "n</w>")]
@@ -80,7 +80,7 @@ def build_pipeline(size: str = "tiny", *, seed: int = 0, workdir: Path) -> Stabl
     if size not in UNETS:
         raise ValueError(f"unknown pipeline size {size!r}; choose one of {', '.join(UNETS)}")
     torch.manual_seed(seed)
-    tokenizer = _byte_level_tokenizer(workdir / "tokenizer-src")
+    tokenizer = byte_level_tokenizer(workdir / "tokenizer-src")
     text_config = _text_config(tokenizer)
     unet = UNet2DConditionModel(
         sample_size=64,

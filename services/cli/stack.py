@@ -110,17 +110,37 @@ class LocalStack:
             if c.min_crop_size:
                 args += ["--min-crop-size", str(c.min_crop_size)]
             self.inpainter = ServiceProcess(
-                "inpainter", "faceedit.inpainter.server", [*args, *c.inpainter_args], f"{c.host}:{inpainter_port}",
-                "faceedit.v1.Inpainter", workdir / "inpainter.log", metrics_port=inpainter_metrics,
-            ).start()  # fmt: skip
+                "inpainter",
+                "faceedit.inpainter.server",
+                [*args, *c.inpainter_args],
+                f"{c.host}:{inpainter_port}",
+                "faceedit.v1.Inpainter",
+                workdir / "inpainter.log",
+                metrics_port=inpainter_metrics,
+            ).start()
             metrics = c.metrics_port or free_port(c.host)
             self.orchestrator = ServiceProcess(
-                "orchestrator", "faceedit.orchestrator.server",
-                ["--parser-url", self.triton.grpc_url, "--inpainter-address", self.inpainter.address,
-                 "--parser-size", str(c.parser_size), "--host", c.host, "--port", str(c.port),
-                 "--metrics-port", str(metrics)],
-                self.address, "faceedit.v1.FaceEditor", workdir / "orchestrator.log", metrics_port=metrics,
-            ).start()  # fmt: skip
+                "orchestrator",
+                "faceedit.orchestrator.server",
+                [
+                    "--parser-url",
+                    self.triton.grpc_url,
+                    "--inpainter-address",
+                    self.inpainter.address,
+                    "--parser-size",
+                    str(c.parser_size),
+                    "--host",
+                    c.host,
+                    "--port",
+                    str(c.port),
+                    "--metrics-port",
+                    str(metrics),
+                ],
+                self.address,
+                "faceedit.v1.FaceEditor",
+                workdir / "orchestrator.log",
+                metrics_port=metrics,
+            ).start()
             self.inpainter.wait_serving(c.ready_timeout_s)
             log(f"inpainter:    {self.inpainter.address}  metrics {self.inpainter.metrics_url}  ({inpaint_model})")
             self.orchestrator.wait_serving(c.ready_timeout_s)

@@ -33,13 +33,18 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "faceedit_inpainter_requests", "Inpaint calls by method and gRPC code", ["method", "code"],
+            "faceedit_inpainter_requests",
+            "Inpaint calls by method and gRPC code",
+            ["method", "code"],
             registry=self.registry,
-        )  # fmt: skip
+        )
         self.latency = Histogram(
-            "faceedit_inpainter_latency_seconds", "Inpaint call latency", ["method"], registry=self.registry,
+            "faceedit_inpainter_latency_seconds",
+            "Inpaint call latency",
+            ["method"],
+            registry=self.registry,
             buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128),
-        )  # fmt: skip
+        )
         self.queue_depth = Gauge("faceedit_inpainter_queue_depth", "Requests waiting", registry=self.registry)
         self.steps = Counter("faceedit_inpainter_denoise_steps", "Denoising steps run", registry=self.registry)
         self.steps_per_second = Gauge(
@@ -130,10 +135,12 @@ class InpainterService(inpainter_pb2_grpc.InpainterServicer):
             if preview is not None:
                 progress.preview.CopyFrom(
                     types_pb2.EncodedImage(
-                        data=encode_image(preview), format=types_pb2.IMAGE_FORMAT_PNG,
-                        width=preview.shape[1], height=preview.shape[0],
+                        data=encode_image(preview),
+                        format=types_pb2.IMAGE_FORMAT_PNG,
+                        width=preview.shape[1],
+                        height=preview.shape[0],
                     )
-                )  # fmt: skip
+                )
             loop.call_soon_threadsafe(events.put_nowait, inpainter_pb2.InpaintEvent(progress=progress))
 
         def hook(job: Job) -> None:
@@ -170,20 +177,30 @@ async def serve(argv: list[str] | None = None) -> None:
         max_message_bytes=args.max_message_bytes,
     )
     metrics_port = serve_metrics(metrics.registry, args.host, args.metrics_port)
-    log.info("inpainter listening on %s:%d (metrics port %s); loading %s", args.host, running.port, metrics_port,
-             args.model)  # fmt: skip
+    log.info(
+        "inpainter listening on %s:%d (metrics port %s); loading %s", args.host, running.port, metrics_port, args.model
+    )
     stop = stop_event_on_signals()
     options = PipelineOptions(
-        model=args.model, device=args.device, dtype=args.dtype, vae=args.vae,
-        attention_slicing=args.attention_slicing, vae_slicing=args.vae_slicing, compile=args.compile,
+        model=args.model,
+        device=args.device,
+        dtype=args.dtype,
+        vae=args.vae,
+        attention_slicing=args.attention_slicing,
+        vae_slicing=args.vae_slicing,
+        compile=args.compile,
         cpu_offload=args.cpu_offload,
-    )  # fmt: skip
+    )
 
     def load() -> Engine:
         engine = Engine(
-            load_pipeline(options), working_size=args.working_size, min_crop_size=args.min_crop_size,
-            queue_size=args.queue_size, prompt_cache_size=args.prompt_cache_size, on_denoise_step=metrics.steps.inc,
-        )  # fmt: skip
+            load_pipeline(options),
+            working_size=args.working_size,
+            min_crop_size=args.min_crop_size,
+            queue_size=args.queue_size,
+            prompt_cache_size=args.prompt_cache_size,
+            on_denoise_step=metrics.steps.inc,
+        )
         engine.warm_up()
         return engine
 

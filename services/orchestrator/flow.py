@@ -21,8 +21,11 @@ from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import inpainter_pb2, inpainter_pb2_grpc, types_pb2
 
 Emit = Callable[[fe.EditFaceEvent], Awaitable[None]]
-FORMAT_ENUM = {"png": types_pb2.IMAGE_FORMAT_PNG, "jpeg": types_pb2.IMAGE_FORMAT_JPEG,
-               "webp": types_pb2.IMAGE_FORMAT_WEBP}  # fmt: skip
+FORMAT_ENUM = {
+    "png": types_pb2.IMAGE_FORMAT_PNG,
+    "jpeg": types_pb2.IMAGE_FORMAT_JPEG,
+    "webp": types_pb2.IMAGE_FORMAT_WEBP,
+}
 
 
 class DownstreamError(Exception):
@@ -35,9 +38,11 @@ class DownstreamError(Exception):
 
 def encoded(image: np.ndarray, fmt: str = "png", quality: int = 95) -> types_pb2.EncodedImage:
     return types_pb2.EncodedImage(
-        data=encode_image(image, fmt, quality=quality), format=FORMAT_ENUM[fmt], width=image.shape[1],
+        data=encode_image(image, fmt, quality=quality),
+        format=FORMAT_ENUM[fmt],
+        width=image.shape[1],
         height=image.shape[0],
-    )  # fmt: skip
+    )
 
 
 class Deadline:
@@ -85,9 +90,16 @@ class EditFlow:
             async for event in self.inpainter.StreamInpaint(request, timeout=deadline.remaining()):
                 if event.HasField("progress"):
                     p = event.progress
-                    await emit(fe.EditFaceEvent(progress=fe.DenoiseProgress(
-                        edit_index=index, step=p.step, total_steps=p.total_steps,
-                        elapsed_ms=(time.monotonic() - started) * 1000)))  # fmt: skip
+                    await emit(
+                        fe.EditFaceEvent(
+                            progress=fe.DenoiseProgress(
+                                edit_index=index,
+                                step=p.step,
+                                total_steps=p.total_steps,
+                                elapsed_ms=(time.monotonic() - started) * 1000,
+                            )
+                        )
+                    )
                 else:
                     result = event.result
             if result is None:
@@ -100,8 +112,12 @@ class EditFlow:
         code = exc.code()
         if code == grpc.StatusCode.UNAVAILABLE:
             return DownstreamError(code, f"inpainter at {self.inpainter_address} is unavailable: {exc.details()}")
-        if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):  # fmt: skip
+        if code in (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            grpc.StatusCode.CANCELLED,
+        ):
             return DownstreamError(code, f"inpainter: {exc.details()}")
         return DownstreamError(grpc.StatusCode.INTERNAL, f"inpainter failed ({code.name}): {exc.details()}")
 
@@ -115,8 +131,9 @@ class EditFlow:
         async def stage(kind: int, index: int, done: bool) -> None:
             if emit is not None:
                 elapsed = (time.monotonic() - started) * 1000
-                await emit(fe.EditFaceEvent(stage=fe.StageEvent(stage=kind, edit_index=index, done=done,
-                                                                elapsed_ms=elapsed)))  # fmt: skip
+                await emit(
+                    fe.EditFaceEvent(stage=fe.StageEvent(stage=kind, edit_index=index, done=done, elapsed_ms=elapsed))
+                )
 
         await stage(fe.STAGE_DECODE, 0, False)
         t = time.monotonic()
@@ -145,9 +162,15 @@ class EditFlow:
         return fe.EditFaceResponse(image=image, steps=steps, timings=totals, request_id=request.request_id)
 
     async def _edit(
-        self, plan: EditPlan, current: np.ndarray, return_masks: bool, deadline: Deadline, started: float, stage,
+        self,
+        plan: EditPlan,
+        current: np.ndarray,
+        return_masks: bool,
+        deadline: Deadline,
+        started: float,
+        stage,
         emit: Emit | None,
-    ) -> tuple[fe.EditStepResult, np.ndarray]:  # fmt: skip
+    ) -> tuple[fe.EditStepResult, np.ndarray]:
         timings = types_pb2.StageTimings()
         t0 = time.monotonic()
         await stage(fe.STAGE_PARSE, plan.index, False)
@@ -160,10 +183,17 @@ class EditFlow:
         await stage(fe.STAGE_MASK, plan.index, True)
         edit, knobs = plan.edit, plan.knobs
         request = inpainter_pb2.InpaintRequest(
-            image=to_raw(current), mask=to_raw(mask), prompt=edit.prompt, negative_prompt=edit.negative_prompt,
-            strength=knobs.strength, guidance_scale=knobs.guidance_scale, num_inference_steps=knobs.steps,
-            seed=knobs.seed, attribute=plan.attribute, options=edit.inpaint,
-        )  # fmt: skip
+            image=to_raw(current),
+            mask=to_raw(mask),
+            prompt=edit.prompt,
+            negative_prompt=edit.negative_prompt,
+            strength=knobs.strength,
+            guidance_scale=knobs.guidance_scale,
+            num_inference_steps=knobs.steps,
+            seed=knobs.seed,
+            attribute=plan.attribute,
+            options=edit.inpaint,
+        )
         await stage(fe.STAGE_INPAINT, plan.index, False)
         response = await self._inpaint(request, deadline, plan.index, started, emit)
         t3 = time.monotonic()
@@ -178,14 +208,21 @@ class EditFlow:
         timings.denoise_ms = response.timings.denoise_ms
         timings.composite_ms = response.timings.composite_ms
         step = fe.EditStepResult(
-            index=plan.index, attribute=plan.attribute, class_ids=plan.class_ids, coverage=coverage(mask),
-            seed=response.seed, negative_prompt=response.negative_prompt, cropped=response.cropped,
-            crop_box=response.crop_box, steps_run=response.steps_run,
-        )  # fmt: skip
+            index=plan.index,
+            attribute=plan.attribute,
+            class_ids=plan.class_ids,
+            coverage=coverage(mask),
+            seed=response.seed,
+            negative_prompt=response.negative_prompt,
+            cropped=response.cropped,
+            crop_box=response.crop_box,
+            steps_run=response.steps_run,
+        )
         if return_masks:
             step.mask.CopyFrom(encoded(mask))
             step.labels.CopyFrom(encoded(labels))
             step.parse_map.CopyFrom(encoded(colorize(labels)))
+            step.image.CopyFrom(encoded(edited))
         timings.total_ms = (time.monotonic() - t0) * 1000
         step.timings.CopyFrom(timings)
         return step, edited

@@ -36,12 +36,23 @@ STAGES = ("decode", "parse", "mask", "inpaint", "composite", "encode")
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("faceedit_requests", "Calls by method and gRPC code", ["method", "code"],
-                                registry=self.registry)  # fmt: skip
-        self.latency = Histogram("faceedit_latency_seconds", "End-to-end latency", ["method"], registry=self.registry,
-                                 buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128))  # fmt: skip
-        self.stage = Histogram("faceedit_stage_seconds", "Time per stage", ["stage"], registry=self.registry,
-                               buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 4, 16, 64))  # fmt: skip
+        self.requests = Counter(
+            "faceedit_requests", "Calls by method and gRPC code", ["method", "code"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "faceedit_latency_seconds",
+            "End-to-end latency",
+            ["method"],
+            registry=self.registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128),
+        )
+        self.stage = Histogram(
+            "faceedit_stage_seconds",
+            "Time per stage",
+            ["stage"],
+            registry=self.registry,
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 4, 16, 64),
+        )
 
     def observe_stages(self, response: fe.EditFaceResponse) -> None:
         for stage in STAGES:
@@ -196,14 +207,21 @@ async def serve(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     parser = ParserClient(
-        args.parser_url, model_name=args.parser_model_name, input_size=args.parser_size,
-        retries=args.parser_retries, max_message_bytes=args.max_message_bytes,
-    )  # fmt: skip
+        args.parser_url,
+        model_name=args.parser_model_name,
+        input_size=args.parser_size,
+        retries=args.parser_retries,
+        max_message_bytes=args.max_message_bytes,
+    )
     channel = grpc.aio.insecure_channel(args.inpainter_address, options=channel_options(args.max_message_bytes))
     flow = EditFlow(
-        parser, inpainter_pb2_grpc.InpainterStub(channel), inpainter_address=args.inpainter_address,
-        max_image_bytes=args.max_image_bytes, max_image_pixels=args.max_image_pixels, default_timeout_s=args.timeout,
-    )  # fmt: skip
+        parser,
+        inpainter_pb2_grpc.InpainterStub(channel),
+        inpainter_address=args.inpainter_address,
+        max_image_bytes=args.max_image_bytes,
+        max_image_pixels=args.max_image_pixels,
+        default_timeout_s=args.timeout,
+    )
     metrics = Metrics()
     service = FaceEditorService(flow, metrics)
     running = await start_grpc_server(
@@ -214,8 +232,14 @@ async def serve(argv: list[str] | None = None) -> None:
         max_message_bytes=args.max_message_bytes,
     )
     metrics_port = serve_metrics(metrics.registry, args.host, args.metrics_port)
-    log.info("orchestrator listening on %s:%d (metrics %s); parser %s, inpainter %s", args.host, running.port,
-             metrics_port, args.parser_url, args.inpainter_address)  # fmt: skip
+    log.info(
+        "orchestrator listening on %s:%d (metrics %s); parser %s, inpainter %s",
+        args.host,
+        running.port,
+        metrics_port,
+        args.parser_url,
+        args.inpainter_address,
+    )
     stop = stop_event_on_signals()
     watcher = asyncio.ensure_future(watch_dependencies(running, parser, channel, args.health_interval))
     await stop.wait()

@@ -223,10 +223,22 @@ def main(argv: list[str] | None = None) -> int:
     env_flag(parser, "--http-port", env="FACEEDIT_TRITON_HTTP_PORT", default=8000, type=int, help="HTTP port")
     env_flag(parser, "--metrics-port", env="FACEEDIT_TRITON_METRICS_PORT", default=8002, type=int, help="metrics port")
     env_flag(parser, "--instances", env="FACEEDIT_TRITON_INSTANCES", default=1, type=int, help="model instances")
-    env_flag(parser, "--triton-venv", env="FACEEDIT_TRITON_VENV", default=default_triton_venv(), type=Path,
-             help="virtualenv holding nvidia-pytriton and onnxruntime")  # fmt: skip
-    env_flag(parser, "--ready-timeout", env="FACEEDIT_TRITON_READY_TIMEOUT", default=60.0, type=float,
-             help="seconds to wait for the model to load")  # fmt: skip
+    env_flag(
+        parser,
+        "--triton-venv",
+        env="FACEEDIT_TRITON_VENV",
+        default=default_triton_venv(),
+        type=Path,
+        help="virtualenv holding nvidia-pytriton and onnxruntime",
+    )
+    env_flag(
+        parser,
+        "--ready-timeout",
+        env="FACEEDIT_TRITON_READY_TIMEOUT",
+        default=60.0,
+        type=float,
+        help="seconds to wait for the model to load",
+    )
     args = parser.parse_args(argv)
     server = TritonServer(
         args.onnx,

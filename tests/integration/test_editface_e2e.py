@@ -75,8 +75,9 @@ def test_editface_keeps_size_and_every_pixel_outside_the_mask(editor_stack: Serv
     data = _inputs()[kind]
     stub = _stub(editor_stack.address)
     (target,) = _present_classes(stub, data, 1)
-    response = stub.EditFace(fe.EditFaceRequest(image=types_pb2.EncodedImage(data=data), edits=[_edit(target)],
-                                                return_masks=True))  # fmt: skip
+    response = stub.EditFace(
+        fe.EditFaceRequest(image=types_pb2.EncodedImage(data=data), edits=[_edit(target)], return_masks=True)
+    )
     original = decode_image(data)  # the caller's image after EXIF and alpha normalisation
     result = decode_image(response.image.data)
     assert (response.image.width, response.image.height) == (original.shape[1], original.shape[0])
@@ -103,9 +104,13 @@ def test_a_cascade_of_three_edits_reparses_between_steps(
     stub = _stub(editor_stack.address)
     classes = _present_classes(stub, data, 3)
     before = _parser_successes(triton_server)
-    response = stub.EditFace(fe.EditFaceRequest(
-        image=types_pb2.EncodedImage(data=data), edits=[_edit(c, seed=i) for i, c in enumerate(classes)],
-        return_masks=True))  # fmt: skip
+    response = stub.EditFace(
+        fe.EditFaceRequest(
+            image=types_pb2.EncodedImage(data=data),
+            edits=[_edit(c, seed=i) for i, c in enumerate(classes)],
+            return_masks=True,
+        )
+    )
     assert _parser_successes(triton_server) - before == 3  # one parse per edit, each of the image so far
     assert [s.index for s in response.steps] == [0, 1, 2]
     assert [s.seed for s in response.steps] == [0, 1, 2]
@@ -118,8 +123,11 @@ def test_stream_delivers_stage_and_step_events_in_order_then_the_result(editor_s
     data = encode_image(_portrait())
     stub = _stub(editor_stack.address)
     classes = _present_classes(stub, data, 2)
-    events = list(stub.StreamEditFace(fe.EditFaceRequest(
-        image=types_pb2.EncodedImage(data=data), edits=[_edit(c, strength=1.0) for c in classes])))  # fmt: skip
+    events = list(
+        stub.StreamEditFace(
+            fe.EditFaceRequest(image=types_pb2.EncodedImage(data=data), edits=[_edit(c, strength=1.0) for c in classes])
+        )
+    )
     kinds = [e.WhichOneof("event") for e in events]
     assert kinds[-1] == "result" and kinds.count("result") == 1
     assert [e.step.index for e in events if e.HasField("step")] == [0, 1]
@@ -136,9 +144,12 @@ def test_stream_delivers_stage_and_step_events_in_order_then_the_result(editor_s
 
 def test_unknown_attribute_is_invalid_argument_listing_valid_ones(editor_stack: ServiceProcess) -> None:
     with pytest.raises(grpc.RpcError) as excinfo:
-        _stub(editor_stack.address).EditFace(fe.EditFaceRequest(
-            image=types_pb2.EncodedImage(data=encode_image(_portrait())),
-            edits=[fe.Edit(attribute="hiar", prompt="red hair")]))  # fmt: skip
+        _stub(editor_stack.address).EditFace(
+            fe.EditFaceRequest(
+                image=types_pb2.EncodedImage(data=encode_image(_portrait())),
+                edits=[fe.Edit(attribute="hiar", prompt="red hair")],
+            )
+        )
     assert excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (
         "Did you mean 'hair'" in excinfo.value.details() and "Valid attributes: hair, lips" in excinfo.value.details()
@@ -160,12 +171,19 @@ def test_absent_region_is_failed_precondition_naming_attribute_and_coverage(edit
 def test_bad_image_and_bad_knobs_are_invalid_argument(editor_stack: ServiceProcess) -> None:
     stub = _stub(editor_stack.address)
     for request, message in [
-        (fe.EditFaceRequest(image=types_pb2.EncodedImage(data=b"not an image"), edits=[_edit("skin")]),
-         "not a recognised image"),
-        (fe.EditFaceRequest(image=types_pb2.EncodedImage(data=encode_image(_portrait())),
-                            edits=[_edit("skin", num_inference_steps=10000)]), "edits[0]: num_inference_steps"),
+        (
+            fe.EditFaceRequest(image=types_pb2.EncodedImage(data=b"not an image"), edits=[_edit("skin")]),
+            "not a recognised image",
+        ),
+        (
+            fe.EditFaceRequest(
+                image=types_pb2.EncodedImage(data=encode_image(_portrait())),
+                edits=[_edit("skin", num_inference_steps=10000)],
+            ),
+            "edits[0]: num_inference_steps",
+        ),
         (fe.EditFaceRequest(image=types_pb2.EncodedImage(data=encode_image(_portrait()))), "1 to 8 edits"),
-    ]:  # fmt: skip
+    ]:
         with pytest.raises(grpc.RpcError) as excinfo:
             stub.EditFace(request)
         assert excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT

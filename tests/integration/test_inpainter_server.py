@@ -150,10 +150,13 @@ def test_health_is_not_serving_until_the_pipeline_is_warm(tiny_inpaint_model: Pa
 
     port = free_port()
     process = ServiceProcess(
-        "inpainter", "faceedit.inpainter.server",
+        "inpainter",
+        "faceedit.inpainter.server",
         ["--model", str(tiny_inpaint_model), "--port", str(port), "--metrics-port", "-1", "--working-size", "128"],
-        f"127.0.0.1:{port}", "faceedit.v1.Inpainter", tmp_path / "log",
-    ).start()  # fmt: skip
+        f"127.0.0.1:{port}",
+        "faceedit.v1.Inpainter",
+        tmp_path / "log",
+    ).start()
     try:
         seen: list[int | None] = [None]
         deadline = time.monotonic() + 120

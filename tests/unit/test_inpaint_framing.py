@@ -30,8 +30,9 @@ def test_large_regions_use_the_full_frame_in_auto_mode() -> None:
     assert not frame.cropped and frame.box == (0, 0, 1024, 1024) and frame.canvas == 1024
     forced = plan_frame(hair, "crop", padding=32, working_size=1024, min_crop_size=512)
     assert forced.cropped and forced.canvas == 896  # the 864-pixel square rounded up to 64
-    huge = plan_frame(_mask((2000, 2000), (100, 100, 1700, 1700)), "crop", padding=0, working_size=1024,
-                      min_crop_size=512)  # fmt: skip
+    huge = plan_frame(
+        _mask((2000, 2000), (100, 100, 1700, 1700)), "crop", padding=0, working_size=1024, min_crop_size=512
+    )
     assert huge.canvas == 1024  # never above the working size
 
 

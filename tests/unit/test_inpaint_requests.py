@@ -32,9 +32,15 @@ def test_defaults_follow_the_thesis() -> None:
 
 def test_explicit_values_and_raw_negative_prompt() -> None:
     job = job_from_request(
-        _request(strength=0.5, guidance_scale=7.5, num_inference_steps=20, seed=7, negative_prompt="teeth",
-                 options=types_pb2.InpaintOptions(crop_mode=types_pb2.CROP_MODE_FULL_FRAME, raw_negative_prompt=True))
-    )  # fmt: skip
+        _request(
+            strength=0.5,
+            guidance_scale=7.5,
+            num_inference_steps=20,
+            seed=7,
+            negative_prompt="teeth",
+            options=types_pb2.InpaintOptions(crop_mode=types_pb2.CROP_MODE_FULL_FRAME, raw_negative_prompt=True),
+        )
+    )
     assert (job.strength, job.guidance_scale, job.steps, job.seed, job.crop_mode) == (0.5, 7.5, 20, 7, "full")
     assert job.negative_prompt == "teeth"
 

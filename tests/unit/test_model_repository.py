@@ -32,9 +32,12 @@ def test_every_config_parses() -> None:
 
 @pytest.mark.parametrize(
     "production",
-    ["production/face_parser/config.pbtxt", "production/face_parser/configs/tensorrt_accelerator.pbtxt",
-     "production/face_parser_trt/config.pbtxt"],
-)  # fmt: skip
+    [
+        "production/face_parser/config.pbtxt",
+        "production/face_parser/configs/tensorrt_accelerator.pbtxt",
+        "production/face_parser_trt/config.pbtxt",
+    ],
+)
 def test_local_and_production_declare_identical_io(production: str) -> None:
     local = _load(REPO / "local/face_parser/config.pbtxt")
     assert _io(_load(REPO / production)) == _io(local)

@@ -8,9 +8,26 @@ from collections.abc import Sequence
 from faceedit.core.errors import UnknownNameError
 
 CLASS_NAMES: tuple[str, ...] = (
-    "background", "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear",
-    "mouth", "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth",
-)  # fmt: skip
+    "background",
+    "skin",
+    "nose",
+    "eye_g",
+    "l_eye",
+    "r_eye",
+    "l_brow",
+    "r_brow",
+    "l_ear",
+    "r_ear",
+    "mouth",
+    "u_lip",
+    "l_lip",
+    "hair",
+    "hat",
+    "ear_r",
+    "neck_l",
+    "neck",
+    "cloth",
+)
 
 # The thesis's FILTER_CLASSES (annexure 3) plus nose, ears, neck and mouth.
 ATTRIBUTES: dict[str, tuple[int, ...]] = {

@@ -186,6 +186,7 @@ class EditStepResult(_message.Message):
     CROP_BOX_FIELD_NUMBER: _builtins.int
     STEPS_RUN_FIELD_NUMBER: _builtins.int
     TIMINGS_FIELD_NUMBER: _builtins.int
+    IMAGE_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Index of the edit in the request."""
     attribute: _builtins.str
@@ -220,6 +221,10 @@ class EditStepResult(_message.Message):
     def timings(self) -> _types_pb2.StageTimings:
         """parse_ms, mask_ms, inpaint_ms, queue_ms, denoise_ms, composite_ms, total_ms of this edit."""
 
+    @_builtins.property
+    def image(self) -> _types_pb2.EncodedImage:
+        """When return_masks: the image after this edit (PNG, caller's size), for figures and debugging."""
+
     def __init__(
         self,
         *,
@@ -236,10 +241,11 @@ class EditStepResult(_message.Message):
         crop_box: _types_pb2.BoundingBox | None = ...,
         steps_run: _builtins.int = ...,
         timings: _types_pb2.StageTimings | None = ...,
+        image: _types_pb2.EncodedImage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["crop_box", b"crop_box", "labels", b"labels", "mask", b"mask", "parse_map", b"parse_map", "timings", b"timings"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["crop_box", b"crop_box", "image", b"image", "labels", b"labels", "mask", b"mask", "parse_map", b"parse_map", "timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attribute", b"attribute", "class_ids", b"class_ids", "coverage", b"coverage", "crop_box", b"crop_box", "cropped", b"cropped", "index", b"index", "labels", b"labels", "mask", b"mask", "negative_prompt", b"negative_prompt", "parse_map", b"parse_map", "seed", b"seed", "steps_run", b"steps_run", "timings", b"timings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attribute", b"attribute", "class_ids", b"class_ids", "coverage", b"coverage", "crop_box", b"crop_box", "cropped", b"cropped", "image", b"image", "index", b"index", "labels", b"labels", "mask", b"mask", "negative_prompt", b"negative_prompt", "parse_map", b"parse_map", "seed", b"seed", "steps_run", b"steps_run", "timings", b"timings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,197 @@
+"""The comparisons the team tracks. Each runs both sides in one process tree and prints both and their ratio."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from faceedit.bench.loadgen import closed_loop, warm_up
+from faceedit.bench.stats import summarize
+from faceedit.bench.targets import editface_target, parser_target, portrait, present_class
+from faceedit.v1 import face_editor_pb2 as fe
+from faceedit.v1 import types_pb2
+
+
+def _thesis_parse(model, processor, image: np.ndarray) -> np.ndarray:
+    """Thesis annexure 6: SegformerImageProcessor + PyTorch eager + F.interpolate + argmax, per request."""
+    import torch
+    import torch.nn.functional as F
+    from PIL import Image
+
+    inputs = processor(images=Image.fromarray(image), return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    upsampled = F.interpolate(logits, size=image.shape[:2], mode="bilinear", align_corners=False)
+    return upsampled.argmax(dim=1)[0].numpy().astype(np.uint8)
+
+
+def _eager_throughput(model, processor, image: np.ndarray, concurrency: int, requests: int) -> dict:
+    latencies: list[float] = []
+
+    def one(_: int) -> None:
+        started = time.monotonic()
+        _thesis_parse(model, processor, image)
+        latencies.append((time.monotonic() - started) * 1000)
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(concurrency)))  # warm-up
+        latencies.clear()
+        started = time.monotonic()
+        list(pool.map(one, range(requests)))
+        elapsed = time.monotonic() - started
+    return {"throughput_rps": requests / elapsed, "latency_ms": summarize(latencies)}
+
+
+def run_parser_comparison(
+    concurrency: tuple[int, ...] = (1, 8),
+    requests: int = 48,
+    size: int = 512,
+    instances: int = 1,
+    workdir: Path | None = None,
+    log=print,
+) -> dict:
+    """B0-size random SegFormer at size x size: Triton (uint8 in, labels out, dynamic batching) vs thesis path."""
+    from faceedit.export.onnx_export import export_parser
+    from faceedit.export.segformer import build_random_parser, load_parser, load_processor
+    from faceedit.parser.launcher import TritonServer
+
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="faceedit-bench-parser-"))
+    checkpoint = build_random_parser("b0", workdir / "b0")
+    onnx = workdir / "b0.onnx"
+    export_parser(checkpoint, onnx, parity_sizes=((64, 64),))
+    model, processor = load_parser(checkpoint), load_processor(checkpoint)
+    image = portrait(size)
+    results = []
+    with TritonServer(onnx, workdir=workdir / "triton", instance_count=instances) as server:
+        for c in concurrency:
+            call, close = parser_target(server.grpc_url, image, size=size, timeout_s=120)
+
+            async def measure(call=call, close=close, c=c):
+                await warm_up(call, c)
+                level = await closed_loop(call, c, requests=requests, duration_s=None)
+                await close()
+                return level
+
+            level = asyncio.run(measure())
+            eager = _eager_throughput(model, processor, image, c, requests)
+            row = {
+                "concurrency": c,
+                "triton_rps": level.ok / level.duration_s,
+                "triton_p50_ms": summarize(level.latencies_ms)["p50"],
+                "triton_errors": dict(level.errors),
+                "eager_rps": eager["throughput_rps"],
+                "eager_p50_ms": eager["latency_ms"]["p50"],
+            }
+            row["ratio"] = row["triton_rps"] / row["eager_rps"]
+            log(
+                f"concurrency {c}: triton {row['triton_rps']:.2f} req/s vs thesis eager {row['eager_rps']:.2f} "
+                f"req/s -> {row['ratio']:.2f}x"
+            )
+            results.append(row)
+    return {
+        "comparison": "parser",
+        "model": "segformer-b0 (random init)",
+        "size": size,
+        "requests": requests,
+        "levels": results,
+    }
+
+
+def run_crop_comparison(
+    size: int = 1024,
+    working_size: int = 1024,
+    steps: int = 4,
+    repeats: int = 2,
+    pipeline: str = "small",
+    workdir: Path | None = None,
+    log=print,
+) -> dict:
+    """Crop-to-region vs full frame for a lips-sized region, same pipeline, steps, seed and image."""
+    from faceedit.export.tiny_sdxl import build_tiny_sdxl
+    from faceedit.inpainter.engine import Engine, Job
+    from faceedit.inpainter.pipeline import PipelineOptions, load_pipeline
+
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="faceedit-bench-crop-"))
+    model = build_tiny_sdxl(workdir / pipeline, size=pipeline)
+    engine = Engine(
+        load_pipeline(PipelineOptions(str(model))),
+        working_size=working_size,
+        min_crop_size=working_size // 2,
+        queue_size=1,
+        prompt_cache_size=8,
+    )
+    image = portrait(size)
+    mask = np.zeros((size, size), np.uint8)
+    y0, x0 = int(size * 0.66), int(size * 0.44)
+    mask[y0 : y0 + int(size * 0.06), x0 : x0 + int(size * 0.12)] = 255  # ~0.7% of the image: lips
+    timings: dict[str, list[float]] = {"crop": [], "full": []}
+    frames = {}
+    for _ in range(repeats + 1):  # the first round warms both modes up and is not counted
+        for mode in ("crop", "full"):
+            job = Job(image, mask, "matte dusty-rose lipstick", "", 1.0, 12.0, steps, 42, mode, 32, False)
+            started = time.monotonic()
+            result = engine._run(job, started)
+            timings[mode].append((time.monotonic() - started) * 1000)
+            frames[mode] = result.frame
+    crop_ms = float(np.median(timings["crop"][1:]))
+    full_ms = float(np.median(timings["full"][1:]))
+    coverage = float((mask > 0).mean())
+    log(
+        f"lips region {coverage:.2%} of a {size}x{size} image, {steps} steps, {pipeline} UNet: crop "
+        f"({frames['crop'].canvas}px canvas) {crop_ms:.0f} ms vs full frame ({frames['full'].canvas}px) "
+        f"{full_ms:.0f} ms -> {full_ms / crop_ms:.2f}x faster"
+    )
+    return {
+        "comparison": "crop",
+        "pipeline": pipeline,
+        "size": size,
+        "working_size": working_size,
+        "steps": steps,
+        "region_fraction": coverage,
+        "crop_canvas": frames["crop"].canvas,
+        "crop_ms": crop_ms,
+        "full_ms": full_ms,
+        "ratio": full_ms / crop_ms,
+    }
+
+
+def run_overhead_benchmark(address: str, requests: int = 20, size: int = 512, steps: int = 4, log=print) -> dict:
+    """EditFace overhead: end-to-end minus (parse + inpaint compute) at p50, sequential requests."""
+    image = portrait(size)
+    edit = fe.Edit(
+        prompt="smooth skin, even complexion",
+        num_inference_steps=steps,
+        mask=types_pb2.MaskOptions(classes=[present_class(address, image)]),
+    )
+
+    async def measure():
+        call, close = editface_target(address, image, [edit], timeout_s=600)
+        await warm_up(call, 2)
+        level = await closed_loop(call, 1, requests=requests, duration_s=None)
+        await close()
+        return level
+
+    level = asyncio.run(measure())
+    summary = level.summary()
+    e2e = summary["latency_ms"]["p50"]
+    overhead = summary["overhead_ms"]["p50"] if summary["overhead_ms"] else float("nan")
+    log(
+        f"EditFace {size}x{size}, {steps} steps: end-to-end p50 {e2e:.1f} ms, parse+inpaint compute "
+        f"{e2e - overhead:.1f} ms, overhead p50 {overhead:.1f} ms = {overhead / e2e:.2%} of end-to-end"
+    )
+    return {
+        "comparison": "overhead",
+        "size": size,
+        "steps": steps,
+        "requests": requests,
+        "errors": summary["errors"],
+        "e2e_p50_ms": e2e,
+        "overhead_p50_ms": overhead,
+        "overhead_fraction": overhead / e2e,
+        "stages_ms": summary["stages_ms"],
+    }

@@ -1,0 +1,32 @@
+"""Latency statistics for the load generator."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def summarize(values_ms: Sequence[float]) -> dict[str, float]:
+    """p50/p95/p99/max/mean of a sample; an empty sample gives zeros (a level where every request failed)."""
+    if not len(values_ms):
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0, "mean": 0.0}
+    data = np.asarray(values_ms, dtype=np.float64)
+    p50, p95, p99 = np.percentile(data, [50, 95, 99])
+    return {
+        "p50": float(p50),
+        "p95": float(p95),
+        "p99": float(p99),
+        "max": float(data.max()),
+        "mean": float(data.mean()),
+    }
+
+
+def arrival_times(rate: float, count: int, *, poisson: bool = True, seed: int = 0) -> np.ndarray:
+    """Send offsets (seconds from start) of an open-loop run: Poisson arrivals or a fixed interval."""
+    if rate <= 0 or count <= 0:
+        raise ValueError("rate and count must be positive")
+    if not poisson:
+        return np.arange(count) / rate
+    gaps = np.random.default_rng(seed).exponential(1.0 / rate, count)
+    return np.concatenate([[0.0], np.cumsum(gaps[:-1])])

@@ -1,0 +1,27 @@
+"""The `faceedit` command: run the local stack, call it, benchmark it, evaluate it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from faceedit.cli import bench, commands, demo, evaluate, up
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="faceedit", description="Region-aware facial attribute editing over gRPC (faceedit.v1.FaceEditor)."
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (up, commands, demo, bench, evaluate):
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

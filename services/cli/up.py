@@ -1,0 +1,100 @@
+"""`faceedit up`: the whole stack on this machine until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+from faceedit.cli.stack import LocalStack, StackConfig
+from faceedit.config import env_flag
+
+
+def add_stack_flags(p: argparse.ArgumentParser) -> None:
+    env_flag(
+        p,
+        "--parser-model",
+        env="FACEEDIT_PARSER_MODEL",
+        default=None,
+        help="SegFormer face parser: hub id (jonathandinu/face-parsing) or dir; default a tiny random one",
+    )
+    env_flag(
+        p,
+        "--inpaint-model",
+        env="FACEEDIT_INPAINT_MODEL",
+        default=None,
+        help="SDXL inpainting pipeline: hub id or dir; default a tiny random one",
+    )
+    env_flag(p, "--device", env="FACEEDIT_DEVICE", default="auto", help="inpainter device: auto, cpu, cuda")
+    env_flag(
+        p,
+        "--models-dir",
+        env="FACEEDIT_MODELS_DIR",
+        default=Path("models"),
+        type=Path,
+        help="where tiny models and exported ONNX files are kept",
+    )
+    env_flag(
+        p,
+        "--working-size",
+        env="FACEEDIT_WORKING_SIZE",
+        default=None,
+        type=int,
+        help="inpainting canvas (default 1024 with real SDXL, 512 with the tiny pipeline)",
+    )
+    env_flag(p, "--parser-size", env="FACEEDIT_PARSER_SIZE", default=512, type=int, help="parser input size")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("up", help="start Triton (parser), the inpainter and the orchestrator locally")
+    add_stack_flags(p)
+    env_flag(p, "--host", env="FACEEDIT_HOST", default="127.0.0.1", help="address every service binds")
+    env_flag(p, "--port", env="FACEEDIT_PORT", default=50051, type=int, help="orchestrator (EditFace) port")
+    env_flag(p, "--triton-grpc-port", env="FACEEDIT_TRITON_GRPC_PORT", default=8001, type=int, help="Triton gRPC")
+    env_flag(p, "--inpainter-port", env="FACEEDIT_INPAINTER_PORT", default=50052, type=int, help="inpainter gRPC")
+    env_flag(p, "--metrics-port", env="FACEEDIT_METRICS_PORT", default=9101, type=int, help="orchestrator metrics")
+    env_flag(
+        p,
+        "--inpainter-metrics-port",
+        env="FACEEDIT_INPAINTER_METRICS_PORT",
+        default=9100,
+        type=int,
+        help="inpainter metrics",
+    )
+    p.set_defaults(handler=run)
+
+
+def stack_config(args: argparse.Namespace, **overrides) -> StackConfig:
+    return StackConfig(
+        parser_model=args.parser_model,
+        inpaint_model=args.inpaint_model,
+        device=args.device,
+        models_dir=args.models_dir,
+        working_size=args.working_size,
+        parser_size=args.parser_size,
+        **overrides,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    config = stack_config(
+        args,
+        host=args.host,
+        port=args.port,
+        triton_grpc_port=args.triton_grpc_port,
+        inpainter_port=args.inpainter_port,
+        metrics_port=args.metrics_port,
+        inpainter_metrics_port=args.inpainter_metrics_port,
+    )
+    stack = LocalStack(config).start(log=lambda line: print(line, flush=True))
+    try:
+        print("faceedit is up; Ctrl-C stops it.", flush=True)
+        stop.wait()
+        print("stopping ...", flush=True)
+    finally:
+        stack.stop()
+    return 0
