@@ -1,0 +1,231 @@
+"""The `faceedit` command as users run it: subprocesses against the real stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2
+
+from faceedit.core.imageio import decode_image, encode_image
+from faceedit.core.taxonomy import ATTRIBUTES
+from faceedit.parser.launcher import free_port
+from faceedit.process import ServiceProcess, health_status
+from faceedit.v1 import face_editor_pb2 as fe
+from faceedit.v1 import face_editor_pb2_grpc, types_pb2
+from tests.integration.test_editface_e2e import _portrait, _stub
+
+FACEEDIT = [sys.executable, "-m", "faceedit.cli.main"]
+
+
+def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*FACEEDIT, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def portrait_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "portrait.png"
+    path.write_bytes(encode_image(_portrait()))
+    return path
+
+
+def test_attributes_and_parse(editor_stack: ServiceProcess, portrait_file: Path, tmp_path: Path) -> None:
+    listed = _run("attributes", "--server", editor_stack.address)
+    assert listed.returncode == 0, listed.stderr
+    assert "lips" in listed.stdout and "guidance 12.0" in listed.stdout
+    parsed = _run("parse", str(portrait_file), "--server", editor_stack.address, "-o", str(tmp_path))
+    assert parsed.returncode == 0, parsed.stderr
+    assert "attributes present:" in parsed.stdout
+    assert decode_image((tmp_path / "labels.png").read_bytes()).shape[:2] == (180, 120)
+
+
+def test_edit_writes_the_result_and_the_grid(editor_stack: ServiceProcess, portrait_file: Path, tmp_path: Path) -> None:
+    stub = _stub(editor_stack.address)
+    response = stub.ParseFace(fe.ParseFaceRequest(image=types_pb2.EncodedImage(data=portrait_file.read_bytes())))
+    fraction = {c.class_id: c.fraction for c in response.coverage}
+    largest = max(ATTRIBUTES, key=lambda a: sum(fraction.get(i, 0.0) for i in ATTRIBUTES[a]))
+    out = tmp_path / "edited.png"
+    result = _run(
+        "edit",
+        str(portrait_file),
+        "-e",
+        f"{largest}=curly auburn hair",
+        "--steps",
+        "3",
+        "--server",
+        editor_stack.address,
+        "-o",
+        str(out),
+        "--grid",
+        str(tmp_path / "grid.png"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert decode_image(out.read_bytes()).shape == (180, 120, 3)
+    assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"
+    assert "coverage" in result.stdout
+
+
+def test_edit_reports_errors_with_their_status(
+    editor_stack: ServiceProcess, portrait_file: Path, tmp_path: Path
+) -> None:
+    result = _run(
+        "edit", str(portrait_file), "-e", "hiar=red", "--server", editor_stack.address, "-o", str(tmp_path / "x.png")
+    )
+    assert result.returncode == 1
+    assert "INVALID_ARGUMENT" in result.stderr and "Did you mean 'hair'" in result.stderr
+
+
+def test_up_serves_the_stack_and_stops_it_on_sigterm(
+    parser_model: Path, tiny_inpaint_model: Path, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "parser-tiny.onnx").symlink_to(parser_model)  # reuse the session's models instead of rebuilding
+    (models / "inpaint-tiny").symlink_to(tiny_inpaint_model)
+    ports = {name: free_port() for name in ("port", "triton", "inpainter", "metrics", "inpainter_metrics")}
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                *FACEEDIT,
+                "up",
+                "--models-dir",
+                str(models),
+                "--working-size",
+                "128",
+                "--parser-size",
+                "128",
+                "--port",
+                str(ports["port"]),
+                "--triton-grpc-port",
+                str(ports["triton"]),
+                "--inpainter-port",
+                str(ports["inpainter"]),
+                "--metrics-port",
+                str(ports["metrics"]),
+                "--inpainter-metrics-port",
+                str(ports["inpainter_metrics"]),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    address = f"127.0.0.1:{ports['port']}"
+    try:
+        deadline = time.monotonic() + 180
+        while health_status(address, "faceedit.v1.FaceEditor") != health_pb2.HealthCheckResponse.SERVING:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        stub = face_editor_pb2_grpc.FaceEditorStub(grpc.insecure_channel(address))
+        assert len(stub.ListAttributes(fe.ListAttributesRequest(), timeout=10).attributes) == 14
+        assert "<- EditFace here" in log.read_text()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        for port in (ports["port"], ports["inpainter"]):
+            assert health_status(f"127.0.0.1:{port}") is None  # every child is gone
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_bench_writes_table_json_csv_and_plots(editor_stack: ServiceProcess, tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    result = _run(
+        "bench",
+        "--server",
+        editor_stack.address,
+        "--concurrency",
+        "1,2",
+        "--requests",
+        "3",
+        "--warmup",
+        "1",
+        "--steps",
+        "2",
+        "--size",
+        "96",
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "p50" in result.stdout and "ovh p50" in result.stdout
+    report = json.loads((out / "bench.json").read_text())
+    assert report["target"] == "editface" and [lv["concurrency"] for lv in report["levels"]] == [1, 2]
+    for level in report["levels"]:
+        assert level["sent"] == 3 and level["ok"] + sum(level["errors"].values()) == level["sent"]
+        assert level["ok"] == 3 and level["throughput_rps"] > 0
+        assert 0 < level["latency_ms"]["p50"] <= level["latency_ms"]["p95"] <= level["latency_ms"]["max"]
+        assert {"parse", "denoise", "encode"} <= set(level["stages_ms"]) and level["overhead_ms"]["p50"] > 0
+    rows = (out / "bench.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("concurrency,mode")
+    for name in ("latency_vs_concurrency.png", "stage_breakdown.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_open_loop_counts_add_up(editor_stack: ServiceProcess, tmp_path: Path) -> None:
+    result = _run(
+        "bench",
+        "--server",
+        editor_stack.address,
+        "--rate",
+        "4",
+        "--requests",
+        "3",
+        "--warmup",
+        "0",
+        "--steps",
+        "2",
+        "--size",
+        "96",
+        "--out",
+        str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    (level,) = json.loads((tmp_path / "bench.json").read_text())["levels"]
+    assert level["mode"] == "open" and level["rate"] == 4 and level["sent"] == 3 == level["ok"]
+
+
+def test_eval_reports_ssim_of_one_outside_every_mask(editor_stack: ServiceProcess, tmp_path: Path) -> None:
+    folder = tmp_path / "portraits"
+    folder.mkdir()
+    stub = _stub(editor_stack.address)
+    attributes: set[str] = set()
+    for i, (h, w) in enumerate([(160, 120), (128, 128)]):
+        data = encode_image(np.roll(_portrait(h, w), i * 7, axis=1))
+        (folder / f"p{i}.png").write_bytes(data)
+        response = stub.ParseFace(fe.ParseFaceRequest(image=types_pb2.EncodedImage(data=data)))
+        attributes |= set(response.attributes_present)
+    chosen = sorted(attributes)[:2]
+    out = tmp_path / "eval"
+    result = _run(
+        "eval",
+        str(folder),
+        "--server",
+        editor_stack.address,
+        "--attributes",
+        ",".join(chosen),
+        "--steps",
+        "2",
+        "--random-init-metrics",
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "MEANINGLESS" in result.stdout.upper() or "meaningless" in result.stdout
+    report = json.loads((out / "eval.json").read_text())
+    assert report["records"], report["skipped"]
+    for record in report["records"]:
+        assert record["ssim"] == 1.0  # exact composite: nothing outside the mask changed
+        assert record["lpips"] == 0.0 and record["clip"] is not None and 0 <= record["iou"] <= 1
+    assert "SSIM" in (out / "table.txt").read_text()
+    assert (out / "ssim.png").read_bytes()[:4] == b"\x89PNG"
