@@ -69,3 +69,22 @@ def test_dockerfiles_pass_hadolint() -> None:
         [hadolint, "--failure-threshold", "warning", *map(str, dockerfiles)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "deployment,module",
+    [("inpainter", "faceedit.inpainter.config"), ("orchestrator", "faceedit.orchestrator.config")],
+)
+def test_manifest_env_configures_the_service(
+    manifests: list[dict], deployment: str, module: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    (container,) = _by_kind(manifests, "Deployment")[deployment]["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item["value"] for item in container["env"] if item["name"].startswith("FACEEDIT_")}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    args = importlib.import_module(module).parse_args([])  # every setting comes from the manifest's env
+    assert args.port == int(env["FACEEDIT_PORT"]) and args.host == "0.0.0.0"
+    grpc_ports = {p["containerPort"] for p in container["ports"] if p["name"] == "grpc"}
+    assert grpc_ports == {args.port}
