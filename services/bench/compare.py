@@ -69,9 +69,10 @@ def run_parser_comparison(
     results = []
     with TritonServer(onnx, workdir=workdir / "triton", instance_count=instances) as server:
         for c in concurrency:
-            call, close = parser_target(server.grpc_url, image, size=size, timeout_s=120)
 
-            async def measure(call=call, close=close, c=c):
+            async def measure(c: int = c):
+                # The aio client belongs to the event loop it is created in.
+                call, close = parser_target(server.grpc_url, image, size=size, timeout_s=120)
                 await warm_up(call, c)
                 level = await closed_loop(call, c, requests=requests, duration_s=None)
                 await close()
@@ -160,8 +161,11 @@ def run_crop_comparison(
     }
 
 
-def run_overhead_benchmark(address: str, requests: int = 20, size: int = 512, steps: int = 4, log=print) -> dict:
-    """EditFace overhead: end-to-end minus (parse + inpaint compute) at p50, sequential requests."""
+def run_overhead_benchmark(
+    address: str, requests: int = 20, size: int = 512, steps: int = 4, output_format: str = "png", log=print
+) -> dict:
+    """EditFace overhead: end-to-end minus (parse + inpaint compute) at p50, sequential requests. The overhead
+    includes decoding the caller's PNG and encoding the response in output_format (png or jpeg)."""
     image = portrait(size)
     edit = fe.Edit(
         prompt="smooth skin, even complexion",
@@ -170,7 +174,7 @@ def run_overhead_benchmark(address: str, requests: int = 20, size: int = 512, st
     )
 
     async def measure():
-        call, close = editface_target(address, image, [edit], timeout_s=600)
+        call, close = editface_target(address, image, [edit], timeout_s=600, output_format=output_format)
         await warm_up(call, 2)
         level = await closed_loop(call, 1, requests=requests, duration_s=None)
         await close()
@@ -194,4 +198,78 @@ def run_overhead_benchmark(address: str, requests: int = 20, size: int = 512, st
         "overhead_p50_ms": overhead,
         "overhead_fraction": overhead / e2e,
         "stages_ms": summary["stages_ms"],
+    }
+
+
+def run_batching_comparison(
+    size: int = 512,
+    steps: int = 4,
+    batch: int = 2,
+    repeats: int = 2,
+    pipeline: str = "small",
+    workdir: Path | None = None,
+    log=print,
+) -> dict:
+    """Would micro-batching compatible requests pay off? `batch` requests as one pipeline call vs one by one."""
+    import torch
+    from PIL import Image
+
+    from faceedit.export.tiny_sdxl import build_tiny_sdxl
+    from faceedit.inpainter.pipeline import PipelineOptions, load_pipeline
+
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="faceedit-bench-batch-"))
+    pipe = load_pipeline(PipelineOptions(str(build_tiny_sdxl(workdir / pipeline, size=pipeline))))
+    image = Image.fromarray(portrait(size))
+    mask = np.zeros((size, size), np.uint8)
+    mask[size // 4 : size // 2, size // 4 : 3 * size // 4] = 255
+    mask_image = Image.fromarray(mask)
+    common = {
+        "strength": 1.0,
+        "guidance_scale": 12.0,
+        "num_inference_steps": steps,
+        "height": size,
+        "width": size,
+        "output_type": "np",
+    }
+
+    def one_by_one() -> None:
+        for i in range(batch):
+            pipe(
+                prompt="a face",
+                image=image,
+                mask_image=mask_image,
+                generator=torch.Generator().manual_seed(i),
+                **common,
+            )
+
+    def batched() -> None:
+        pipe(
+            prompt=["a face"] * batch,
+            image=[image] * batch,
+            mask_image=[mask_image] * batch,
+            generator=[torch.Generator().manual_seed(i) for i in range(batch)],
+            **common,
+        )
+
+    timings: dict[str, list[float]] = {"sequential": [], "batched": []}
+    for _ in range(repeats + 1):  # first round is warm-up
+        for name, run in (("sequential", one_by_one), ("batched", batched)):
+            started = time.monotonic()
+            run()
+            timings[name].append((time.monotonic() - started) * 1000)
+    sequential = float(np.median(timings["sequential"][1:]))
+    batched_ms = float(np.median(timings["batched"][1:]))
+    log(
+        f"{batch} requests at {size}x{size}, {steps} steps, {pipeline} UNet on {pipe.device}: one by one "
+        f"{sequential:.0f} ms vs one batched call {batched_ms:.0f} ms -> {sequential / batched_ms:.2f}x"
+    )
+    return {
+        "comparison": "batching",
+        "device": str(pipe.device),
+        "batch": batch,
+        "size": size,
+        "steps": steps,
+        "sequential_ms": sequential,
+        "batched_ms": batched_ms,
+        "ratio": sequential / batched_ms,
     }

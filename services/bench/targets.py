@@ -12,6 +12,7 @@ import numpy as np
 
 from faceedit.core.geometry import letterbox
 from faceedit.core.imageio import encode_image
+from faceedit.orchestrator.flow import FORMAT_ENUM as FORMATS
 from faceedit.parser.client import ParserClient
 from faceedit.rawimage import to_raw
 from faceedit.serving import channel_options
@@ -43,11 +44,13 @@ def present_class(address: str, image: np.ndarray) -> str:
 
 
 def editface_target(
-    address: str, image: np.ndarray, edits: list[fe.Edit], *, timeout_s: float
+    address: str, image: np.ndarray, edits: list[fe.Edit], *, timeout_s: float, output_format: str = "png"
 ) -> tuple[Call, Callable[[], Awaitable[None]]]:
     channel = grpc.aio.insecure_channel(address, options=channel_options())
     stub = face_editor_pb2_grpc.FaceEditorStub(channel)
-    request = fe.EditFaceRequest(image=types_pb2.EncodedImage(data=encode_image(image)), edits=edits)
+    request = fe.EditFaceRequest(
+        image=types_pb2.EncodedImage(data=encode_image(image)), edits=edits, output_format=FORMATS[output_format]
+    )
 
     async def call() -> dict[str, float]:
         response = await stub.EditFace(request, timeout=timeout_s)

@@ -60,14 +60,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("out/bench"), help="directory for JSON, CSV and plots")
     p.set_defaults(handler=run_bench)
 
-    p = subparsers.add_parser("compare", help="tracked comparisons: parser | crop | overhead (both sides, ratio)")
-    p.add_argument("which", choices=["parser", "crop", "overhead"])
+    p = subparsers.add_parser(
+        "compare", help="tracked comparisons: parser | crop | overhead | batching (both sides, ratio)"
+    )
+    p.add_argument("which", choices=["parser", "crop", "overhead", "batching"])
     p.add_argument("--requests", type=int, default=None, help="requests per side (parser, overhead)")
     p.add_argument("--size", type=int, default=None, help="image size (parser/overhead 512, crop 1024)")
     p.add_argument("--working-size", type=int, default=1024, help="crop: inpainting working size")
     p.add_argument("--steps", type=int, default=4, help="crop/overhead: denoising steps")
     p.add_argument("--concurrency", type=_ints, default=[1, 8], help="parser: concurrency levels")
     p.add_argument("--server", help="overhead: measure this running orchestrator instead of a tiny local stack")
+    p.add_argument("--format", choices=["png", "jpeg"], default="png", help="overhead: response image format")
     p.add_argument("--out", type=Path, default=Path("out/compare"), help="directory for the JSON result")
     p.set_defaults(handler=run_compare)
 
@@ -148,11 +151,17 @@ def run_compare(args: argparse.Namespace) -> int:
         result = compare.run_parser_comparison(
             tuple(args.concurrency), requests=args.requests or 48, size=args.size or 512
         )
+    elif args.which == "batching":
+        result = compare.run_batching_comparison(size=args.size or 512, steps=args.steps)
     elif args.which == "crop":
         result = compare.run_crop_comparison(size=args.size or 1024, working_size=args.working_size, steps=args.steps)
     elif args.server:
         result = compare.run_overhead_benchmark(
-            args.server, requests=args.requests or 20, size=args.size or 512, steps=args.steps
+            args.server,
+            requests=args.requests or 20,
+            size=args.size or 512,
+            steps=args.steps,
+            output_format=args.format,
         )
     else:
         from faceedit.cli.stack import LocalStack, StackConfig
@@ -161,7 +170,11 @@ def run_compare(args: argparse.Namespace) -> int:
         stack = LocalStack(StackConfig(port=free_port(), working_size=512)).start()
         try:
             result = compare.run_overhead_benchmark(
-                stack.address, requests=args.requests or 20, size=args.size or 512, steps=args.steps
+                stack.address,
+                requests=args.requests or 20,
+                size=args.size or 512,
+                steps=args.steps,
+                output_format=args.format,
             )
         finally:
             stack.stop()

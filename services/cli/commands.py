@@ -12,11 +12,10 @@ from tqdm import tqdm
 from faceedit.cli.grid import write_grid
 from faceedit.config import env_flag
 from faceedit.core.imageio import decode_image
+from faceedit.orchestrator.flow import FORMAT_ENUM as FORMATS
 from faceedit.serving import channel_options
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, types_pb2
-
-FORMATS = {"png": types_pb2.IMAGE_FORMAT_PNG, "jpeg": types_pb2.IMAGE_FORMAT_JPEG, "webp": types_pb2.IMAGE_FORMAT_WEBP}
 
 
 def stub_for(server: str) -> face_editor_pb2_grpc.FaceEditorStub:

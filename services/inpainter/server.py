@@ -20,9 +20,8 @@ from faceedit.inpainter.config import parse_args
 from faceedit.inpainter.engine import Cancelled, DeadlineExceeded, Engine, Job, QueueFullError, Result
 from faceedit.inpainter.pipeline import PipelineOptions, load_pipeline
 from faceedit.inpainter.requests import job_from_request
-from faceedit.metrics import serve_metrics
 from faceedit.rawimage import to_raw
-from faceedit.serving import abort_with, start_grpc_server, stop_event_on_signals
+from faceedit.serving import abort_with, start_service, stop_event_on_signals
 from faceedit.v1 import inpainter_pb2, inpainter_pb2_grpc, types_pb2
 
 log = logging.getLogger("faceedit.inpainter")
@@ -169,14 +168,9 @@ async def serve(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     metrics = Metrics()
     service = InpainterService(metrics)
-    running = await start_grpc_server(
-        [lambda s: inpainter_pb2_grpc.add_InpainterServicer_to_server(service, s)],
-        [SERVICE],
-        host=args.host,
-        port=args.port,
-        max_message_bytes=args.max_message_bytes,
+    running, metrics_port = await start_service(
+        lambda s: inpainter_pb2_grpc.add_InpainterServicer_to_server(service, s), SERVICE, args, metrics.registry
     )
-    metrics_port = serve_metrics(metrics.registry, args.host, args.metrics_port)
     log.info(
         "inpainter listening on %s:%d (metrics port %s); loading %s", args.host, running.port, metrics_port, args.model
     )

@@ -20,11 +20,10 @@ from faceedit.core.knobs import DEFAULT_GUIDANCE, DEFAULT_SEED, DEFAULT_STEPS
 from faceedit.core.prompts import BASE_NEGATIVE, NEGATIVE_VOCABULARY
 from faceedit.core.taxonomy import ATTRIBUTES, CLASS_NAMES, default_strength
 from faceedit.core.viz import colorize, coverage_by_class
-from faceedit.metrics import serve_metrics
 from faceedit.orchestrator.config import parse_args
 from faceedit.orchestrator.flow import DownstreamError, EditFlow, encoded
 from faceedit.parser.client import ParserClient, ParserError, ParserUnavailableError
-from faceedit.serving import RunningServer, channel_options, start_grpc_server, status_for, stop_event_on_signals
+from faceedit.serving import RunningServer, channel_options, start_service, status_for, stop_event_on_signals
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, inpainter_pb2_grpc
 
@@ -224,14 +223,9 @@ async def serve(argv: list[str] | None = None) -> None:
     )
     metrics = Metrics()
     service = FaceEditorService(flow, metrics)
-    running = await start_grpc_server(
-        [lambda s: face_editor_pb2_grpc.add_FaceEditorServicer_to_server(service, s)],
-        [SERVICE],
-        host=args.host,
-        port=args.port,
-        max_message_bytes=args.max_message_bytes,
+    running, metrics_port = await start_service(
+        lambda s: face_editor_pb2_grpc.add_FaceEditorServicer_to_server(service, s), SERVICE, args, metrics.registry
     )
-    metrics_port = serve_metrics(metrics.registry, args.host, args.metrics_port)
     log.info(
         "orchestrator listening on %s:%d (metrics %s); parser %s, inpainter %s",
         args.host,

@@ -13,6 +13,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry, start_http_server
 
 from faceedit.core.errors import CoverageError, FaceEditError
 
@@ -83,6 +84,25 @@ async def start_grpc_server(
     await running.set_serving(False)
     await server.start()
     return running
+
+
+def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> int | None:
+    """Expose registry on http://host:port/metrics; port 0 picks a free port, -1 disables. Returns the port."""
+    if port < 0:
+        return None
+    server, _ = start_http_server(port, addr=host, registry=registry)
+    return server.server_port
+
+
+async def start_service(
+    register: Callable[[grpc.aio.Server], None], service_name: str, args: Any, registry: CollectorRegistry
+) -> tuple[RunningServer, int | None]:
+    """A service's gRPC server and its /metrics endpoint, from its parsed flags (host, port, metrics_port,
+    max_message_bytes). Returns the server and the metrics port (None when disabled)."""
+    running = await start_grpc_server(
+        [register], [service_name], host=args.host, port=args.port, max_message_bytes=args.max_message_bytes
+    )
+    return running, serve_metrics(registry, args.host, args.metrics_port)
 
 
 def stop_event_on_signals() -> asyncio.Event:
