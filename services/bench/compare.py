@@ -51,7 +51,7 @@ def run_parser_comparison(
     concurrency: tuple[int, ...] = (1, 8),
     requests: int = 48,
     size: int = 512,
-    instances: int = 1,
+    instances: int | None = None,
     workdir: Path | None = None,
     log=print,
 ) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -66,7 +67,7 @@ class TritonServer:
     http_port: int = 0
     metrics_port: int = 0
     ready_timeout_s: float = 60.0
-    instance_count: int = 1
+    instance_count: int | None = None  # None: the local config's own instance count
     workdir: Path | None = None
     process: subprocess.Popen | None = field(default=None, init=False)
 
@@ -105,8 +106,8 @@ class TritonServer:
         model = self.workdir / "repository" / MODEL_NAME
         (model / "1").mkdir(parents=True, exist_ok=True)
         config = (LOCAL_MODEL / "config.pbtxt").read_text()
-        if self.instance_count != 1:
-            config = config.replace("count: 1", f"count: {self.instance_count}", 1)
+        if self.instance_count is not None:
+            config = re.sub(r"count: \d+", f"count: {self.instance_count}", config, count=1)
         (model / "config.pbtxt").write_text(config)
         for name, src in (("model.py", LOCAL_MODEL / "1" / "model.py"), ("model.onnx", Path(self.onnx_path))):
             link = model / "1" / name
@@ -222,7 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     env_flag(parser, "--grpc-port", env="FACEEDIT_TRITON_GRPC_PORT", default=8001, type=int, help="gRPC port")
     env_flag(parser, "--http-port", env="FACEEDIT_TRITON_HTTP_PORT", default=8000, type=int, help="HTTP port")
     env_flag(parser, "--metrics-port", env="FACEEDIT_TRITON_METRICS_PORT", default=8002, type=int, help="metrics port")
-    env_flag(parser, "--instances", env="FACEEDIT_TRITON_INSTANCES", default=1, type=int, help="model instances")
+    env_flag(
+        parser,
+        "--instances",
+        env="FACEEDIT_TRITON_INSTANCES",
+        default=None,
+        type=int,
+        help="model instances (default: the local config's, 2)",
+    )
     env_flag(
         parser,
         "--triton-venv",
