@@ -185,13 +185,14 @@ def run_overhead_benchmark(
     e2e = summary["latency_ms"]["p50"]
     overhead = summary["overhead_ms"]["p50"] if summary["overhead_ms"] else float("nan")
     log(
-        f"EditFace {size}x{size}, {steps} steps: end-to-end p50 {e2e:.1f} ms, parse+inpaint compute "
+        f"EditFace {size}x{size} -> {output_format}, {steps} steps: end-to-end p50 {e2e:.1f} ms, parse+inpaint compute "
         f"{e2e - overhead:.1f} ms, overhead p50 {overhead:.1f} ms = {overhead / e2e:.2%} of end-to-end"
     )
     return {
         "comparison": "overhead",
         "size": size,
         "steps": steps,
+        "output_format": output_format,
         "requests": requests,
         "errors": summary["errors"],
         "e2e_p50_ms": e2e,

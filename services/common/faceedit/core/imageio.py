@@ -13,6 +13,7 @@ from faceedit.core.errors import ImageError
 DEFAULT_MAX_BYTES = 32 * 2**20
 DEFAULT_MAX_PIXELS = 40_000_000
 MIN_SIDE = 8
+ORIENTATION = 0x0112  # EXIF tag
 ACCEPTED = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}
 _PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP"}
 
@@ -58,7 +59,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("RGBA", "RGBa"):
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, img.convert("RGBA")).convert("RGB")
-    return img.convert("RGB")
+    return img if img.mode == "RGB" else img.convert("RGB")
 
 
 def decode_image(
@@ -76,11 +77,12 @@ def decode_image(
             raise ImageError(f"image is {width}x{height}; both sides must be at least {MIN_SIDE} pixels")
         try:
             img.load()
-            oriented = ImageOps.exif_transpose(img)
+            # exif_transpose copies even an upright image; only call it when there is something to undo.
+            oriented = ImageOps.exif_transpose(img) if img.getexif().get(ORIENTATION, 1) != 1 else img
             rgb = _to_rgb(oriented)
         except (OSError, SyntaxError, ValueError) as exc:
             raise ImageError(f"image data is corrupt or truncated: {exc}") from None
-    return np.asarray(rgb, dtype=np.uint8).copy()
+        return np.array(rgb, dtype=np.uint8)
 
 
 def encode_image(image: np.ndarray, fmt: str = "png", *, quality: int = 95) -> bytes:

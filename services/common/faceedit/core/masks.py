@@ -47,7 +47,10 @@ class MaskSpec:
 
 
 def class_union(labels: np.ndarray, class_ids: Sequence[int]) -> np.ndarray:
-    return np.where(np.isin(labels, np.asarray(class_ids, dtype=labels.dtype)), 255, 0).astype(np.uint8)
+    """0/255 mask of the pixels labelled with any of class_ids (a 256-entry lookup: one pass over the labels)."""
+    lut = np.zeros(256, np.uint8)
+    lut[list(class_ids)] = 255
+    return lut[labels]
 
 
 def grow(mask: np.ndarray, px: int) -> np.ndarray:
