@@ -121,13 +121,13 @@ def test_up_serves_the_stack_and_stops_it_on_sigterm(
     address = f"127.0.0.1:{ports['port']}"
     try:
         deadline = time.monotonic() + 180
-        while health_status(address, "faceedit.v1.FaceEditor") != health_pb2.HealthCheckResponse.SERVING:
+        while "<- EditFace here" not in log.read_text():  # printed once every service reports SERVING
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
+        assert health_status(address, "faceedit.v1.FaceEditor") == health_pb2.HealthCheckResponse.SERVING
         stub = face_editor_pb2_grpc.FaceEditorStub(grpc.insecure_channel(address))
         assert len(stub.ListAttributes(fe.ListAttributesRequest(), timeout=10).attributes) == 14
-        assert "<- EditFace here" in log.read_text()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
         for port in (ports["port"], ports["inpainter"]):
