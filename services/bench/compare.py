@@ -136,7 +136,7 @@ def run_crop_comparison(
         for mode in ("crop", "full"):
             job = Job(image, mask, "matte dusty-rose lipstick", "", 1.0, 12.0, steps, 42, mode, 32, False)
             started = time.monotonic()
-            result = engine._run(job, started)
+            result = engine.run_blocking(job, started)
             timings[mode].append((time.monotonic() - started) * 1000)
             frames[mode] = result.frame
     crop_ms = float(np.median(timings["crop"][1:]))

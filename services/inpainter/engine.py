@@ -115,9 +115,11 @@ class Engine:
         queue_size: int,
         prompt_cache_size: int,
         on_denoise_step: Callable[[], None] | None = None,
+        on_queue_depth: Callable[[int], None] | None = None,
     ) -> None:
         self.pipe = pipe
         self.on_denoise_step = on_denoise_step
+        self.on_queue_depth = on_queue_depth
         self.working_size = working_size
         self.min_crop_size = min_crop_size
         self.queue_size = queue_size
@@ -135,17 +137,24 @@ class Engine:
         if self._in_flight > self.queue_size:
             raise QueueFullError(self.waiting, int(self._last_run_s * 1000 * max(1, self.waiting)))
         self._in_flight += 1
+        self._report_depth()
         admitted = time.monotonic()
         try:
-            future = asyncio.get_running_loop().run_in_executor(self._executor, self._run, job, admitted)
+            future = asyncio.get_running_loop().run_in_executor(self._executor, self.run_blocking, job, admitted)
             try:
                 return await asyncio.shield(future)
             except asyncio.CancelledError:
                 job.cancelled.set()  # the worker notices between steps; wait so the slot is really free
-                await asyncio.wait({future})
+                # gather also consumes the worker's expected Cancelled, which asyncio would otherwise log.
+                await asyncio.gather(future, return_exceptions=True)
                 raise
         finally:
             self._in_flight -= 1
+            self._report_depth()
+
+    def _report_depth(self) -> None:
+        if self.on_queue_depth is not None:
+            self.on_queue_depth(self.waiting)
 
     def _check(self, job: Job) -> None:
         if job.cancelled.is_set():
@@ -175,7 +184,8 @@ class Engine:
             "negative_pooled_prompt_embeds": negative_pooled,
         }
 
-    def _run(self, job: Job, admitted: float) -> Result:
+    def run_blocking(self, job: Job, admitted: float) -> Result:
+        """Run job on the calling thread (the pipeline worker, or a benchmark that owns the engine)."""
         started = time.monotonic()
         queue_ms = (started - admitted) * 1000
         self._check(job)
@@ -231,7 +241,7 @@ class Engine:
         mask = np.zeros(image.shape[:2], np.uint8)
         mask[: self.min_crop_size // 2] = 255
         job = Job(image, mask, "a face", "", 1.0, 2.0, 2, 0, "full", 0, False)
-        self._run(job, time.monotonic())
+        self.run_blocking(job, time.monotonic())
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -134,8 +134,12 @@ def test_up_serves_the_stack_and_stops_it_on_sigterm(
             assert health_status(f"127.0.0.1:{port}") is None  # every child is gone
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            process.send_signal(signal.SIGTERM)  # `faceedit up` stops its children in order
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)  # its children get SIGTERM through PDEATHSIG
+                process.wait()
 
 
 def test_bench_writes_table_json_csv_and_plots(editor_stack: ServiceProcess, tmp_path: Path) -> None:

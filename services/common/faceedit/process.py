@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import signal
 import subprocess
@@ -13,9 +15,19 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+PR_SET_PDEATHSIG = 1
+
 
 class ServiceStartError(RuntimeError):
     pass
+
+
+def die_with_parent() -> None:
+    """Popen preexec_fn: the child gets SIGTERM when its parent dies, so a killed `faceedit up` (or test runner)
+    leaves no orphaned servers behind. Children still run in their own session, so a terminal's Ctrl-C reaches
+    only the parent, which stops them in order."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def health_status(address: str, service: str = "", timeout_s: float = 1.0) -> int | None:
@@ -57,6 +69,7 @@ class ServiceProcess:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **self.env},
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         return self
 
