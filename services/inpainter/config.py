@@ -97,7 +97,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         env="FACEEDIT_COMPILE",
         default=False,
         type=parse_bool,
-        help="torch.compile the UNet (slow first call; warm-up absorbs it)",
+        help="torch.compile the UNet (each new canvas size compiles on first use; warm-up absorbs the first)",
     )
     env_flag(
         p,

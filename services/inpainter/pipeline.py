@@ -6,7 +6,9 @@ import logging
 from dataclasses import dataclass
 
 import torch
+import transformers
 from diffusers import AutoencoderKL, AutoPipelineForInpainting, DPMSolverMultistepScheduler
+from diffusers.utils import logging as diffusers_logging
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +41,17 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
 
 
 def load_pipeline(options: PipelineOptions):  # -> StableDiffusionXLInpaintPipeline (diffusers has no public base)
+    # Loading bars are carriage-return animations: noise in a service's line-oriented log.
+    diffusers_logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype, device)
     extra = {}
     if options.vae:
-        extra["vae"] = AutoencoderKL.from_pretrained(options.vae, torch_dtype=dtype)
+        extra["vae"] = AutoencoderKL.from_pretrained(options.vae, dtype=dtype)
     if dtype == torch.float16 and not options.vae:
         log.warning("fp16 with the pipeline's own VAE: the stock SDXL VAE overflows in fp16; pass --vae fp16-fix")
-    pipe = AutoPipelineForInpainting.from_pretrained(options.model, torch_dtype=dtype, **extra)
+    pipe = AutoPipelineForInpainting.from_pretrained(options.model, dtype=dtype, **extra)
     # DPM-Solver++ multistep (thesis 4.9.3): SDXL-quality samples in 20-50 steps.
     pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, algorithm_type="dpmsolver++")
     pipe.set_progress_bar_config(disable=True)

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from faceedit.core.errors import FaceEditError
 from faceedit.core.imageio import encode_image
 from faceedit.inpainter.config import parse_args
-from faceedit.inpainter.engine import Cancelled, DeadlineExceeded, Engine, Job, QueueFullError, Result
+from faceedit.inpainter.engine import DeadlineExceeded, Engine, Job, QueueFullError, Result
 from faceedit.inpainter.pipeline import PipelineOptions, load_pipeline
 from faceedit.inpainter.requests import job_from_request
 from faceedit.rawimage import to_raw
@@ -93,7 +93,6 @@ class InpainterService(inpainter_pb2_grpc.InpainterServicer):
             job.deadline = None if remaining is None else started + remaining
             if job_hook is not None:
                 job_hook(job)
-            self.metrics.queue_depth.set(self.engine.waiting + 1)
             try:
                 result = await self.engine.submit(job)
             except QueueFullError as exc:
@@ -103,11 +102,6 @@ class InpainterService(inpainter_pb2_grpc.InpainterServicer):
             except DeadlineExceeded as exc:
                 code = grpc.StatusCode.DEADLINE_EXCEEDED
                 await context.abort(code, str(exc))
-            except Cancelled:
-                code = grpc.StatusCode.CANCELLED
-                raise asyncio.CancelledError() from None
-            finally:
-                self.metrics.queue_depth.set(self.engine.waiting)
             return self._response(job, result, started)
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
@@ -194,6 +188,7 @@ async def serve(argv: list[str] | None = None) -> None:
             queue_size=args.queue_size,
             prompt_cache_size=args.prompt_cache_size,
             on_denoise_step=metrics.steps.inc,
+            on_queue_depth=metrics.queue_depth.set,
         )
         engine.warm_up()
         return engine

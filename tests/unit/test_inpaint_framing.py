@@ -67,3 +67,16 @@ def test_prompt_cache_is_lru() -> None:
         cache.get((key,), lambda key=key: calls.append(key) or (key,))
     assert calls == ["a", "b", "c", "b"]  # "a" was a hit; "b" was evicted by "c"
     assert (cache.hits, cache.misses) == (1, 4)
+
+
+@pytest.mark.parametrize("mode", ["crop", "full"])
+def test_the_canvas_maps_back_onto_the_region_it_came_from(mode: str) -> None:
+    yy, xx = np.mgrid[0:220, 0:140]
+    image = np.stack([yy, xx, (yy + xx) // 2], axis=-1).astype(np.uint8)  # smooth, so resampling is near-lossless
+    mask = _mask((220, 140), (50, 150, 90, 170))
+    frame = plan_frame(mask, mode, padding=8, working_size=128, min_crop_size=64)
+    canvas, _, placement = canvas_inputs(image, mask, frame)
+    out = paste_back(image, canvas, np.full(mask.shape, 255, np.uint8), frame, placement)  # the canvas, unchanged
+    x0, y0, x1, y1 = frame.box
+    error = np.abs(out[y0:y1, x0:x1].astype(int) - image[y0:y1, x0:x1].astype(int))
+    assert error.mean() < 2  # a shifted or flipped mapping would be off by tens of levels
