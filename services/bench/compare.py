@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceedit.bench.loadgen import closed_loop, warm_up
+from faceedit.bench.loadgen import run_level
 from faceedit.bench.stats import summarize
 from faceedit.bench.targets import editface_target, parser_target, portrait, present_class
 from faceedit.v1 import face_editor_pb2 as fe
@@ -72,11 +72,11 @@ def run_parser_comparison(
 
             async def measure(c: int = c):
                 # The aio client belongs to the event loop it is created in.
-                call, close = parser_target(server.grpc_url, image, size=size, timeout_s=120)
-                await warm_up(call, c)
-                level = await closed_loop(call, c, requests=requests, duration_s=None)
-                await close()
-                return level
+                target = parser_target(server.grpc_url, image, size=size, timeout_s=120)
+                try:
+                    return await run_level(target, concurrency=c, requests=requests, warmup=c)
+                finally:
+                    await target.close()
 
             level = asyncio.run(measure())
             eager = _eager_throughput(model, processor, image, c, requests)
@@ -164,8 +164,8 @@ def run_crop_comparison(
 def run_overhead_benchmark(
     address: str, requests: int = 20, size: int = 512, steps: int = 4, output_format: str = "png", log=print
 ) -> dict:
-    """EditFace overhead: end-to-end minus (parse + inpaint compute) at p50, sequential requests. The overhead
-    includes decoding the caller's PNG and encoding the response in output_format (png or jpeg)."""
+    """EditFace overhead: end-to-end minus (parse + inpaint compute) at p50, sequential requests (so the inpainter
+    never queues). The overhead includes decoding the caller's PNG and encoding the response in output_format."""
     image = portrait(size)
     edit = fe.Edit(
         prompt="smooth skin, even complexion",
@@ -174,19 +174,19 @@ def run_overhead_benchmark(
     )
 
     async def measure():
-        call, close = editface_target(address, image, [edit], timeout_s=600, output_format=output_format)
-        await warm_up(call, 2)
-        level = await closed_loop(call, 1, requests=requests, duration_s=None)
-        await close()
-        return level
+        target = editface_target(address, image, [edit], timeout_s=600, output_format=output_format)
+        try:
+            return await run_level(target, concurrency=1, requests=requests, warmup=2)
+        finally:
+            await target.close()
 
     level = asyncio.run(measure())
     summary = level.summary()
     e2e = summary["latency_ms"]["p50"]
     overhead = summary["overhead_ms"]["p50"] if summary["overhead_ms"] else float("nan")
     log(
-        f"EditFace {size}x{size} -> {output_format}, {steps} steps: end-to-end p50 {e2e:.1f} ms, parse+inpaint compute "
-        f"{e2e - overhead:.1f} ms, overhead p50 {overhead:.1f} ms = {overhead / e2e:.2%} of end-to-end"
+        f"EditFace {size}x{size} -> {output_format}, {steps} steps: end-to-end p50 {e2e:.1f} ms, parse + inpaint "
+        f"compute {e2e - overhead:.1f} ms, overhead p50 {overhead:.1f} ms = {overhead / e2e:.2%} of end-to-end"
     )
     return {
         "comparison": "overhead",

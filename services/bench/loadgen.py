@@ -9,10 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
+from tritonclient.utils import InferenceServerException
 
-from faceedit.bench.stats import arrival_times, summarize
-from faceedit.bench.targets import Call
-from faceedit.parser.client import ParserError, ParserUnavailableError
+from faceedit.bench.stats import arrival_times, summarize, triton_stage_ms
+from faceedit.bench.targets import BadResponseError, Call, Target
+
+# Overhead is what is left of a request's end-to-end latency after the model compute and the wait for the
+# (serial) inpainter: under concurrency that wait is queueing, reported as its own stage, not orchestration cost.
+COMPUTE_AND_WAIT = ("parse", "queue", "denoise", "composite")
 
 
 @dataclass
@@ -26,6 +30,10 @@ class Level:
     stages: list[dict[str, float]] = field(default_factory=list)
     errors: Counter = field(default_factory=Counter)
     duration_s: float = 0.0
+    # Mean ms per stage from the server's own counters (Triton), where it reports no per-request timings.
+    server_stages_ms: dict[str, float] | None = None
+    in_flight: int = 0
+    max_in_flight: int = 0
 
     @property
     def ok(self) -> int:
@@ -36,13 +44,13 @@ class Level:
         return self.ok + sum(self.errors.values())
 
     def summary(self) -> dict:
-        stage_means = {}
-        if self.stages:
-            for key in self.stages[0]:
-                stage_means[key] = sum(s[key] for s in self.stages) / len(self.stages)
+        stage_means = dict(self.server_stages_ms or {})
+        timed = [s for s in self.stages if s]
+        for key in {k for s in timed for k in s}:
+            stage_means[key] = sum(s.get(key, 0.0) for s in timed) / len(timed)
         overhead = [
-            lat - (s.get("parse", 0.0) + s.get("denoise", 0.0) + s.get("composite", 0.0))
-            for lat, s in zip(self.latencies_ms, self.stages, strict=False)
+            lat - sum(s.get(k, 0.0) for k in COMPUTE_AND_WAIT)
+            for lat, s in zip(self.latencies_ms, self.stages, strict=True)
             if s
         ]
         return {
@@ -53,6 +61,7 @@ class Level:
             "ok": self.ok,
             "errors": dict(self.errors),
             "duration_s": self.duration_s,
+            "max_in_flight": self.max_in_flight,
             "throughput_rps": self.ok / self.duration_s if self.duration_s else 0.0,
             "latency_ms": summarize(self.latencies_ms),
             "stages_ms": stage_means,
@@ -60,24 +69,29 @@ class Level:
         }
 
 
-def _code(exc: BaseException) -> str:
+def error_code(exc: BaseException) -> str:
+    """The gRPC status name of a failed request (tritonclient reports it as "StatusCode.X"), else the error type."""
     if isinstance(exc, grpc.aio.AioRpcError):
         return exc.code().name
-    if isinstance(exc, ParserUnavailableError):
-        return "UNAVAILABLE"
-    if isinstance(exc, ParserError):
-        return "INTERNAL"
-    if isinstance(exc, asyncio.TimeoutError):
+    if isinstance(exc, InferenceServerException) and exc.status():
+        return str(exc.status()).removeprefix("StatusCode.")
+    if isinstance(exc, BadResponseError):
+        return "BAD_RESPONSE"
+    if isinstance(exc, TimeoutError):
         return "DEADLINE_EXCEEDED"
     return type(exc).__name__
 
 
 async def _one(call: Call, level: Level, scheduled: float) -> None:
+    level.in_flight += 1
+    level.max_in_flight = max(level.max_in_flight, level.in_flight)
     try:
         stages = await call()
     except Exception as exc:  # counted by status: a load test reports failures, it does not stop on them
-        level.errors[_code(exc)] += 1
+        level.errors[error_code(exc)] += 1
         return
+    finally:
+        level.in_flight -= 1
     level.latencies_ms.append((time.monotonic() - scheduled) * 1000)
     level.stages.append(stages)
 
@@ -91,14 +105,18 @@ async def closed_loop(
     tick: Callable[[], None] = lambda: None,
 ) -> Level:
     """`concurrency` workers, each sending its next request when the previous one returns."""
+    if requests is None and duration_s is None:
+        raise ValueError("a closed-loop level needs a request count or a duration")
     level = Level(concurrency, "closed")
     started = time.monotonic()
-    budget = {"left": requests if requests is not None else 10**9}
+    left = requests
     stop_at = started + duration_s if duration_s else None
 
     async def worker() -> None:
-        while budget["left"] > 0 and (stop_at is None or time.monotonic() < stop_at):
-            budget["left"] -= 1
+        nonlocal left
+        while (left is None or left > 0) and (stop_at is None or time.monotonic() < stop_at):
+            if left is not None:
+                left -= 1
             await _one(call, level, time.monotonic())
             tick()
 
@@ -134,3 +152,30 @@ async def warm_up(call: Call, count: int) -> None:
             await call()
         except Exception:  # warm-up failures show up again, counted, in the measured run
             pass
+
+
+async def run_level(
+    target: Target,
+    *,
+    concurrency: int | None = None,
+    rate: float | None = None,
+    requests: int | None = None,
+    duration_s: float | None = None,
+    poisson: bool = True,
+    warmup: int = 0,
+    tick: Callable[[], None] = lambda: None,
+) -> Level:
+    """One level of a sweep: warm-up requests (not measured), then a closed loop at `concurrency` or an open loop
+    at `rate` (whose request count, given a duration, is rate x duration)."""
+    await warm_up(target.call, warmup)
+    before = await target.server_totals() if target.server_totals else None
+    if rate is not None:
+        count = requests if requests is not None else max(1, round(rate * (duration_s or 0)))
+        level = await open_loop(target.call, rate, requests=count, poisson=poisson, tick=tick)
+    elif concurrency is not None:
+        level = await closed_loop(target.call, concurrency, requests=requests, duration_s=duration_s, tick=tick)
+    else:
+        raise ValueError("a level needs a concurrency or a rate")
+    if target.server_totals:
+        level.server_stages_ms = triton_stage_ms(before, await target.server_totals())
+    return level

@@ -30,3 +30,21 @@ def arrival_times(rate: float, count: int, *, poisson: bool = True, seed: int = 
         return np.arange(count) / rate
     gaps = np.random.default_rng(seed).exponential(1.0 / rate, count)
     return np.concatenate([[0.0], np.cumsum(gaps[:-1])])
+
+
+TRITON_STAGES = ("queue", "compute_input", "compute_infer", "compute_output")
+
+
+def triton_stage_ms(before: dict, after: dict) -> dict[str, float]:
+    """Mean ms per request of each Triton stage between two snapshots of a model's cumulative inference_stats
+    (tritonclient's JSON form: counts and nanoseconds as strings, zero fields omitted)."""
+
+    def total(stats: dict, stage: str, key: str) -> int:
+        return int(stats.get(stage, {}).get(key, 0))
+
+    result = {}
+    for stage in TRITON_STAGES:
+        count = total(after, stage, "count") - total(before, stage, "count")
+        if count > 0:
+            result[stage] = (total(after, stage, "ns") - total(before, stage, "ns")) / count / 1e6
+    return result

@@ -1,11 +1,14 @@
 """What the load generator calls: EditFace, the parser on Triton, or the inpainter alone.
 
-Each target is one async callable returning the server's per-stage timings (ms) for the request it made.
+A target's call makes one request and returns the server's per-stage timings (ms) for it. Triton reports no
+per-request timings, so the parser target instead exposes its cumulative statistics (`server_totals`), which the
+load generator samples before and after a level.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import grpc
 import numpy as np
@@ -13,7 +16,6 @@ import numpy as np
 from faceedit.core.geometry import letterbox
 from faceedit.core.imageio import encode_image
 from faceedit.orchestrator.flow import FORMAT_ENUM as FORMATS
-from faceedit.parser.client import ParserClient
 from faceedit.rawimage import to_raw
 from faceedit.serving import channel_options
 from faceedit.v1 import face_editor_pb2 as fe
@@ -23,7 +25,19 @@ Call = Callable[[], Awaitable[dict[str, float]]]
 STAGES = ("decode", "parse", "mask", "inpaint", "queue", "denoise", "composite", "encode", "total")
 
 
+@dataclass
+class Target:
+    call: Call
+    close: Callable[[], Awaitable[None]]
+    server_totals: Callable[[], Awaitable[dict]] | None = None
+
+
+class BadResponseError(RuntimeError):
+    """The server answered OK with an unusable payload (counted as its own error kind)."""
+
+
 def portrait(size: int) -> np.ndarray:
+    """The bundled portrait: skimage's astronaut resized to size x size."""
     from skimage import data as samples
     from skimage.transform import resize
 
@@ -32,20 +46,23 @@ def portrait(size: int) -> np.ndarray:
 
 
 def _timings(t: types_pb2.StageTimings) -> dict[str, float]:
-    return {stage: getattr(t, f"{stage}_ms") for stage in STAGES}
+    """The stages the server timed; proto3 leaves the others at 0 (the inpainter, for one, does not parse)."""
+    return {stage: value for stage in STAGES if (value := getattr(t, f"{stage}_ms"))}
 
 
 def present_class(address: str, image: np.ndarray) -> str:
     """The class the parser finds most of (background aside), so a benchmark edit never fails on a random parser."""
-    stub = face_editor_pb2_grpc.FaceEditorStub(grpc.insecure_channel(address, options=channel_options()))
-    parsed = stub.ParseFace(fe.ParseFaceRequest(image=types_pb2.EncodedImage(data=encode_image(image))), timeout=60)
+    with grpc.insecure_channel(address, options=channel_options()) as channel:
+        stub = face_editor_pb2_grpc.FaceEditorStub(channel)
+        request = fe.ParseFaceRequest(image=types_pb2.EncodedImage(data=encode_image(image)))
+        parsed = stub.ParseFace(request, timeout=60)
     names = [c.name for c in parsed.coverage if c.name != "background"] or [parsed.coverage[0].name]
     return names[0]
 
 
 def editface_target(
     address: str, image: np.ndarray, edits: list[fe.Edit], *, timeout_s: float, output_format: str = "png"
-) -> tuple[Call, Callable[[], Awaitable[None]]]:
+) -> Target:
     channel = grpc.aio.insecure_channel(address, options=channel_options())
     stub = face_editor_pb2_grpc.FaceEditorStub(channel)
     request = fe.EditFaceRequest(
@@ -56,23 +73,38 @@ def editface_target(
         response = await stub.EditFace(request, timeout=timeout_s)
         return _timings(response.timings)
 
-    return call, channel.close
+    return Target(call, channel.close)
 
 
-def parser_target(url: str, image: np.ndarray, *, size: int, timeout_s: float) -> tuple[Call, Callable]:
-    client = ParserClient(url, input_size=size, timeout_s=timeout_s)
+def parser_target(
+    url: str, image: np.ndarray, *, size: int, timeout_s: float, model_name: str = "face_parser"
+) -> Target:
+    """Raw KServe v2 calls without the orchestrator's retries, so every failure is counted by its status."""
+    import tritonclient.grpc.aio as triton
+
+    client = triton.InferenceServerClient(url, channel_args=channel_options())
     batch = letterbox(image, size)[0][None]
 
     async def call() -> dict[str, float]:
-        await client.infer_raw(batch)
+        tensor = triton.InferInput("image", list(batch.shape), "UINT8")
+        tensor.set_data_from_numpy(batch)
+        result = await client.infer(
+            model_name, [tensor], outputs=[triton.InferRequestedOutput("labels")], client_timeout=timeout_s
+        )
+        labels = result.as_numpy("labels")
+        if labels is None or labels.shape != batch.shape[:3]:
+            # Triton 2.51's python backend answers OK with empty tensors when its stub runs with numpy 2.
+            raise BadResponseError(f"labels of shape {None if labels is None else labels.shape}")
         return {}
 
-    return call, client.close
+    async def server_totals() -> dict:
+        stats = await client.get_inference_statistics(model_name, as_json=True, client_timeout=timeout_s)
+        return stats["model_stats"][0]["inference_stats"]
+
+    return Target(call, client.close, server_totals)
 
 
-def inpainter_target(
-    address: str, image: np.ndarray, *, prompt: str, steps: int, timeout_s: float
-) -> tuple[Call, Callable[[], Awaitable[None]]]:
+def inpainter_target(address: str, image: np.ndarray, *, prompt: str, steps: int, timeout_s: float) -> Target:
     channel = grpc.aio.insecure_channel(address, options=channel_options())
     stub = inpainter_pb2_grpc.InpainterStub(channel)
     mask = np.zeros(image.shape[:2], np.uint8)
@@ -86,4 +118,4 @@ def inpainter_target(
         response = await stub.Inpaint(request, timeout=timeout_s)
         return _timings(response.timings)
 
-    return call, channel.close
+    return Target(call, channel.close)

@@ -53,13 +53,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--strength", type=float, help="denoising strength (default 0.90, eyebrows 0.60)")
     p.add_argument("--guidance", type=float, help="guidance scale (default 12.0)")
     p.add_argument("--seed", type=int, help="seed (default 42)")
-    p.add_argument("--format", choices=sorted(FORMATS), default="png", help="output encoding")
+    p.add_argument("--format", choices=sorted(FORMATS), default="png", help="output encoding (default png)")
+    p.add_argument("--quality", type=int, help="JPEG/WebP quality 1-100 (server default 95)")
     p.add_argument("--grid", type=Path, help="also write the cascade figure (input, parse map, mask, result)")
     p.add_argument("--timeout", type=float, default=600.0, help="deadline in seconds")
     p.set_defaults(handler=run_edit)
 
     p = subparsers.add_parser("parse", help="face parse of a portrait (ParseFace)")
-    p.add_argument("image", type=Path)
+    p.add_argument("image", type=Path, help="PNG, JPEG or WebP portrait")
     p.add_argument("-o", "--output-dir", type=Path, help="write labels.png and parse_map.png here")
     _server_flag(p)
     p.set_defaults(handler=run_parse)
@@ -82,12 +83,15 @@ def build_request(args: argparse.Namespace, data: bytes, return_masks: bool) -> 
             if value is not None:
                 setattr(edit, field, value)
         edits.append(edit)
-    return fe.EditFaceRequest(
+    request = fe.EditFaceRequest(
         image=types_pb2.EncodedImage(data=data),
         edits=edits,
         return_masks=return_masks,
         output_format=FORMATS[args.format],
     )
+    if args.quality is not None:
+        request.output_quality = args.quality
+    return request
 
 
 def stream_edit(stub, request: fe.EditFaceRequest, timeout: float, *, quiet: bool = False) -> fe.EditFaceResponse:

@@ -9,11 +9,27 @@ from faceedit.cli.commands import parse_edit
 from faceedit.config import env_flag
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("eval", help="LPIPS/SSIM outside the mask, IoU, CLIP, FID, latency per attribute")
+    p = subparsers.add_parser(
+        "eval",
+        help="LPIPS/SSIM outside the mask, IoU, CLIP, FID, latency per attribute",
+        description="Edits every portrait for every attribute through EditFace (return_masks) on --server and "
+        "reports, per attribute, mean and sd of each metric like thesis Table 6.1: a table, eval.json, table.txt "
+        "and one bar plot per metric under --out. Metrics whose networks are not given are reported as not "
+        "computed.",
+    )
     p.add_argument("images", type=Path, nargs="?", help="folder of portraits (default: the bundled portrait)")
     env_flag(p, "--server", env="FACEEDIT_SERVER", default="127.0.0.1:50051", help="orchestrator address")
-    p.add_argument("--attributes", default="hair,lips,skin,eyes,eyebrows", help="comma-separated attributes")
+    p.add_argument(
+        "--attributes", default="hair,lips,skin,eyes,eyebrows", help="comma-separated (default: the thesis's five)"
+    )
     p.add_argument(
         "--prompt",
         type=parse_edit,
@@ -21,11 +37,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         help="ATTRIBUTE=PROMPT overriding the thesis's annexure-10 prompt",
     )
-    p.add_argument("--steps", type=int, default=50, help="denoising steps per edit")
-    p.add_argument("--limit", type=int, default=100, help="at most this many portraits")
-    p.add_argument("--lpips-weights", help="LPIPS (alex) state dict path; without it LPIPS is not computed")
-    p.add_argument("--clip-model", help="CLIP model hub id or dir (openai/clip-vit-base-patch32 in the thesis)")
-    p.add_argument("--fid-model", help="feature network for FID: hub id or dir of a transformers vision model")
+    p.add_argument("--steps", type=_count, default=50, help="denoising steps per edit (default 50, as the thesis)")
+    p.add_argument("--limit", type=_count, default=100, help="at most this many portraits (default 100)")
+    p.add_argument(
+        "--lpips-weights",
+        help="directory holding alexnet.pth (torchvision AlexNet state dict) and lpips_alex.pth (lpips v0.1 "
+        "linear heads); without it LPIPS is not computed",
+    )
+    p.add_argument("--clip-model", help="CLIP hub id or dir (the thesis: openai/clip-vit-base-patch32)")
+    p.add_argument(
+        "--fid-model",
+        help="FID feature network, hub id or dir: a CLIP checkpoint (image embeddings) or any transformers vision "
+        "model (pooled output), e.g. facebook/dinov2-base",
+    )
     p.add_argument(
         "--random-init-metrics",
         action="store_true",
@@ -36,6 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.images is not None and not args.images.is_dir():
+        raise SystemExit(f"faceedit eval: {args.images} is not a folder of portraits")
     from faceedit.evaluation.runner import EvalConfig, run_evaluation
 
     config = EvalConfig(

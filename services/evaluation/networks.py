@@ -104,6 +104,36 @@ class Clip:
         return output.numpy().astype(np.float64)
 
 
+class VisionFeatures:
+    """Image features for FID from any transformers vision backbone (ViT, DINOv2, ...): its pooled output, or the
+    mean of its last hidden state where it has no pooler. Inception (the FID standard) needs torchvision, which
+    cannot be installed beside this torch, so FID here is comparable only between runs using the same network."""
+
+    def __init__(self, id_or_dir: str | Path) -> None:
+        from transformers import AutoImageProcessor, AutoModel
+
+        self.model = AutoModel.from_pretrained(str(id_or_dir)).eval()
+        self.processor = AutoImageProcessor.from_pretrained(str(id_or_dir))
+
+    def features(self, images: list[np.ndarray]) -> np.ndarray:
+        inputs = self.processor(images=images, return_tensors="pt")
+        with torch.no_grad():
+            output = self.model(**inputs)
+        pooled = getattr(output, "pooler_output", None)
+        if pooled is None:
+            pooled = output.last_hidden_state.mean(1)
+        return pooled.reshape(len(images), -1).numpy().astype(np.float64)
+
+
+def load_feature_network(id_or_dir: str | Path) -> Clip | VisionFeatures:
+    """A CLIP checkpoint gives its projected image embeddings; any other vision model its pooled features."""
+    from transformers import AutoConfig
+
+    if AutoConfig.from_pretrained(str(id_or_dir)).model_type == "clip":
+        return Clip(id_or_dir)
+    return VisionFeatures(id_or_dir)
+
+
 def build_random_metric_networks(directory: Path, seed: int = 0) -> dict[str, Path]:
     """Random-initialised LPIPS and CLIP saved like published weights: smoke runs and tests load them through the
     same path-loading code as real ones. Their scores mean nothing."""
@@ -137,4 +167,16 @@ def build_random_metric_networks(directory: Path, seed: int = 0) -> dict[str, Pa
     CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(clip_dir)
     image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(clip_dir)
-    return {"lpips": lpips_dir, "clip": clip_dir}
+    return {"lpips": lpips_dir, "clip": clip_dir, "fid": build_random_vit(directory / "vit")}
+
+
+def build_random_vit(directory: Path) -> Path:
+    """A tiny random ViT saved with its image processor: the FID feature path for a non-CLIP backbone."""
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    config = ViTConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, image_size=32, patch_size=8
+    )
+    ViTModel(config).save_pretrained(directory)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(directory)
+    return directory

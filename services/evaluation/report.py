@@ -16,7 +16,7 @@ def _cell(value: dict | None, digits: int) -> str:
     return "not computed" if value is None else f"{value['mean']:.{digits}f} ± {value['sd']:.{digits}f}"
 
 
-def write_table(rows: list[dict], path: Path) -> str:
+def write_table(rows: list[dict], path: Path, warning: str | None = None) -> str:
     header = f"{'attribute':<10} {'n':>3} " + " ".join(f"{title:>17}" for _, title, _ in COLUMNS) + f" {'FID':>10}"
     lines = [header, "-" * len(header)]
     for row in rows:
@@ -27,6 +27,8 @@ def write_table(rows: list[dict], path: Path) -> str:
         "LPIPS and SSIM outside the mask (mask == 0); IoU of the region parsed before vs after; "
         "CLIP = logits_per_image; FID needs >= 2 images"
     )
+    if warning:
+        lines.append(warning)
     text = "\n".join(lines)
     path.write_text(text + "\n")
     return text

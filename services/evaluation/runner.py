@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+from tqdm import tqdm
 
+from faceedit.core.errors import UnknownNameError
 from faceedit.core.imageio import decode_image, encode_image
 from faceedit.core.taxonomy import resolve_classes
 from faceedit.evaluation.metrics import frechet_distance, mask_iou, mean_sd, ssim_outside_mask
@@ -28,6 +31,10 @@ EVAL_PROMPTS = {
     "eyebrows": "well-defined dark eyebrows",
 }
 METRICS = ("lpips", "ssim", "iou", "clip", "latency_s")
+RANDOM_INIT_WARNING = (
+    "WARNING: --random-init-metrics: LPIPS, CLIP and FID come from RANDOM networks; their numbers are MEANINGLESS "
+    "(a smoke run of the pipeline, not an evaluation)"
+)
 
 
 @dataclass
@@ -58,15 +65,15 @@ class Scorers:
     """The metric networks that could be loaded; the rest are reported as not computed, never invented."""
 
     def __init__(self, config: EvalConfig) -> None:
-        from faceedit.evaluation.networks import LPIPS, Clip, build_random_metric_networks
+        from faceedit.evaluation.networks import LPIPS, Clip, build_random_metric_networks, load_feature_network
 
         lpips, clip, fid = config.lpips_weights, config.clip_model, config.fid_model
         if config.random_init:
             built = build_random_metric_networks(Path(tempfile.mkdtemp(prefix="faceedit-metrics-")))
-            lpips, clip, fid = lpips or built["lpips"], clip or built["clip"], fid or built["clip"]
+            lpips, clip, fid = lpips or built["lpips"], clip or built["clip"], fid or built["fid"]
         self.lpips = LPIPS.load(lpips) if lpips else None
         self.clip = Clip(clip) if clip else None
-        self.fid = (self.clip if fid == clip else Clip(fid)) if fid else None
+        self.fid = (self.clip if fid == clip else load_feature_network(fid)) if fid else None
         self.missing = [name for name, ok in (("lpips", self.lpips), ("clip", self.clip), ("fid", self.fid)) if not ok]
 
     def lpips_outside(self, original: np.ndarray, edited: np.ndarray, mask: np.ndarray) -> float | None:
@@ -128,37 +135,60 @@ def aggregate(attribute: str, records: list[dict], scorers: Scorers) -> dict:
     return row
 
 
+def _edit_all(stub, scorers: Scorers, config: EvalConfig, images: list[tuple[str, bytes]], log) -> tuple:
+    rows, records_out, skipped = [], [], []
+    with tqdm(total=len(images) * len(config.attributes), desc="eval", unit="edit", file=sys.stderr) as bar:
+        for attribute in config.attributes:
+            prompt = config.prompts.get(attribute) or EVAL_PROMPTS.get(attribute) or f"natural {attribute}"
+            records = []
+            for name, data in images:
+                bar.set_postfix_str(f"{attribute} {name}")
+                try:
+                    record = evaluate_one(stub, scorers, data, attribute, prompt, config.steps)
+                except grpc.RpcError as exc:
+                    if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                        raise
+                    # The region is absent or too small in this portrait: the thesis skips such pairs too.
+                    skipped.append({"image": name, "attribute": attribute, "reason": exc.details()})
+                    log(f"skipped {name} / {attribute}: {exc.details()}")
+                    continue
+                finally:
+                    bar.update()
+                records.append(record)
+                records_out.append({"image": name, **{k: v for k, v in record.items() if not k.startswith("_")}})
+            if records:
+                rows.append(aggregate(attribute, records, scorers))
+    return rows, records_out, skipped
+
+
 def run_evaluation(config: EvalConfig, log=print) -> int:
+    """Edit, score, and write eval.json, table.txt and one bar plot per metric under config.out. Returns the exit
+    status: 0, 1 when no pair could be evaluated, 2 when the server failed a request."""
+    for attribute in config.attributes:
+        try:
+            resolve_classes(attribute)
+        except UnknownNameError as exc:
+            log(str(exc))
+            return 2
+    images = load_images(config.images, config.limit)
+    if not images:
+        log(f"no .png/.jpg/.jpeg/.webp portraits in {config.images}")
+        return 2
     scorers = Scorers(config)
     if config.random_init:
-        log(
-            "WARNING: --random-init-metrics: LPIPS, CLIP and FID come from RANDOM networks; their numbers are "
-            "meaningless (a smoke run of the pipeline, not an evaluation)"
-        )
+        log(RANDOM_INIT_WARNING)
     if scorers.missing:
         log(
             f"not computed (no weights given): {', '.join(scorers.missing)} — pass --lpips-weights, --clip-model, "
             "--fid-model"
         )
-    stub = face_editor_pb2_grpc.FaceEditorStub(grpc.insecure_channel(config.server, options=channel_options()))
-    images = load_images(config.images, config.limit)
-    rows, records_out, skipped = [], [], []
-    for attribute in config.attributes:
-        prompt = config.prompts.get(attribute) or EVAL_PROMPTS.get(attribute) or f"natural {attribute}"
-        records = []
-        for name, data in images:
-            try:
-                record = evaluate_one(stub, scorers, data, attribute, prompt, config.steps)
-            except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
-                    raise
-                skipped.append({"image": name, "attribute": attribute, "reason": exc.details()})
-                log(f"skipped {name} / {attribute}: {exc.details()}")
-                continue
-            records.append(record)
-            records_out.append({"image": name, **{k: v for k, v in record.items() if not k.startswith("_")}})
-        if records:
-            rows.append(aggregate(attribute, records, scorers))
+    with grpc.insecure_channel(config.server, options=channel_options()) as channel:
+        stub = face_editor_pb2_grpc.FaceEditorStub(channel)
+        try:
+            rows, records_out, skipped = _edit_all(stub, scorers, config, images, log)
+        except grpc.RpcError as exc:
+            log(f"EditFace on {config.server} failed: {exc.code().name}: {exc.details()}")
+            return 2
     config.out.mkdir(parents=True, exist_ok=True)
     result = {
         "server": config.server,
@@ -171,7 +201,7 @@ def run_evaluation(config: EvalConfig, log=print) -> int:
         "skipped": skipped,
     }
     (config.out / "eval.json").write_text(json.dumps(result, indent=2))
-    table = write_table(rows, config.out / "table.txt")
+    table = write_table(rows, config.out / "table.txt", RANDOM_INIT_WARNING if config.random_init else None)
     log(table)
     plots = write_plots(rows, config.out)
     log(f"wrote {config.out}/eval.json, table.txt and {len(plots)} plots")

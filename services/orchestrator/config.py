@@ -98,4 +98,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         help="seconds between dependency readiness checks",
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    problem = invalid_value(args)
+    if problem:
+        p.error(problem)
+    return args
+
+
+def invalid_value(args: argparse.Namespace) -> str | None:
+    """The first flag whose value cannot work, said so that the operator can fix it; None when all are usable."""
+    for flag, value in (("--parser-url", args.parser_url), ("--inpainter-address", args.inpainter_address)):
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit():
+            return f"{flag} must be host:port, got {value!r}"
+    positive = ("parser_size", "max_message_bytes", "max_image_bytes", "max_image_pixels", "timeout", "health_interval")
+    for name in positive:
+        if not getattr(args, name) > 0:
+            return f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
+    if args.parser_retries < 0:
+        return f"--parser-retries must be >= 0, got {args.parser_retries}"
+    if not 0 <= args.port <= 65535 or not -1 <= args.metrics_port <= 65535:
+        return f"--port must be in [0, 65535] and --metrics-port in [-1, 65535], got {args.port}, {args.metrics_port}"
+    return None

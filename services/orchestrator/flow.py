@@ -28,11 +28,16 @@ FORMAT_ENUM = {
 }
 
 
-class DownstreamError(Exception):
-    """A dependency failed; carries the status the caller should see."""
+# Trailers of a downstream error worth handing to the caller (the inpainter's back-off hint on a full queue).
+PASSED_TRAILERS = ("retry-after-ms",)
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+
+class DownstreamError(Exception):
+    """A dependency failed; carries the status (and trailers) the caller should see."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, trailers: tuple[tuple[str, str], ...] = ()) -> None:
         self.code = code
+        self.trailers = trailers
         super().__init__(message)
 
 
@@ -43,6 +48,22 @@ def encoded(image: np.ndarray, fmt: str = "png", quality: int = 95) -> types_pb2
         width=image.shape[1],
         height=image.shape[0],
     )
+
+
+def inpainter_error(exc: grpc.aio.AioRpcError, address: str) -> DownstreamError:
+    """The status the caller sees for a failed Inpaint call: the caller-relevant codes pass through."""
+    code = exc.code()
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return DownstreamError(code, f"inpainter at {address} is unavailable: {exc.details()}")
+    if code in (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+    ):
+        trailers = tuple((k, v) for k, v in (exc.trailing_metadata() or ()) if k in PASSED_TRAILERS)
+        return DownstreamError(code, f"inpainter: {exc.details()}", trailers)
+    return DownstreamError(grpc.StatusCode.INTERNAL, f"inpainter failed ({code.name}): {exc.details()}")
 
 
 class Deadline:
@@ -106,20 +127,7 @@ class EditFlow:
                 raise DownstreamError(grpc.StatusCode.INTERNAL, "the inpainter's stream ended without a result")
             return result
         except grpc.aio.AioRpcError as exc:
-            raise self._inpainter_error(exc) from None
-
-    def _inpainter_error(self, exc: grpc.aio.AioRpcError) -> DownstreamError:
-        code = exc.code()
-        if code == grpc.StatusCode.UNAVAILABLE:
-            return DownstreamError(code, f"inpainter at {self.inpainter_address} is unavailable: {exc.details()}")
-        if code in (
-            grpc.StatusCode.INVALID_ARGUMENT,
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
-            grpc.StatusCode.DEADLINE_EXCEEDED,
-            grpc.StatusCode.CANCELLED,
-        ):
-            return DownstreamError(code, f"inpainter: {exc.details()}")
-        return DownstreamError(grpc.StatusCode.INTERNAL, f"inpainter failed ({code.name}): {exc.details()}")
+            raise inpainter_error(exc, self.inpainter_address) from None
 
     async def run(
         self, request: fe.EditFaceRequest, remaining_s: float | None, emit: Emit | None = None
@@ -178,7 +186,7 @@ class EditFlow:
         t1 = time.monotonic()
         await stage(fe.STAGE_PARSE, plan.index, True)
         await stage(fe.STAGE_MASK, plan.index, False)
-        mask = build_mask(labels, plan.class_ids, plan.spec, extra=plan.extra_mask, attribute=plan.attribute or "mask")
+        mask = build_mask(labels, plan.class_ids, plan.spec, extra=plan.extra_mask, attribute=plan.region)
         t2 = time.monotonic()
         await stage(fe.STAGE_MASK, plan.index, True)
         edit, knobs = plan.edit, plan.knobs

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from faceedit.core.errors import InvalidOptionError
+from faceedit.core.errors import ImageError, InvalidOptionError, UnknownNameError
 from faceedit.core.imageio import decode_mask
 from faceedit.core.knobs import Knobs, resolve_knobs
 from faceedit.core.masks import MaskSpec
-from faceedit.core.taxonomy import resolve_classes
+from faceedit.core.taxonomy import CLASS_NAMES, resolve_classes
 from faceedit.v1 import face_editor_pb2, types_pb2
 
 MAX_EDITS = 8
@@ -38,6 +38,11 @@ class EditPlan:
     extra_mask: np.ndarray | None
     knobs: Knobs
     edit: face_editor_pb2.Edit
+
+    @property
+    def region(self) -> str:
+        """How errors name the region: the attribute, else its explicit classes."""
+        return self.attribute or "+".join(CLASS_NAMES[i] for i in self.class_ids)
 
 
 def _optional(message, name: str):
@@ -81,8 +86,8 @@ def plan_edits(request: face_editor_pb2.EditFaceRequest, image_size: tuple[int, 
             )
             extra = decode_mask(edit.mask.extra_mask.data, image_size) if edit.mask.extra_mask.data else None
             plans.append(EditPlan(index, attribute, class_ids, mask_spec(edit.mask), extra, knobs, edit))
-        except InvalidOptionError as exc:
-            raise InvalidOptionError(f"{where}: {exc}") from None
+        except (InvalidOptionError, UnknownNameError, ImageError) as exc:
+            raise type(exc)(f"{where}: {exc}") from None
     if request.output_format not in OUTPUT_FORMATS:
         raise InvalidOptionError(f"unknown output_format {request.output_format}")
     if request.HasField("output_quality") and not 1 <= request.output_quality <= 100:

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from faceedit.core.errors import FaceEditError
 from faceedit.core.knobs import DEFAULT_GUIDANCE, DEFAULT_SEED, DEFAULT_STEPS
@@ -21,7 +20,8 @@ from faceedit.core.prompts import BASE_NEGATIVE, NEGATIVE_VOCABULARY
 from faceedit.core.taxonomy import ATTRIBUTES, CLASS_NAMES, default_strength
 from faceedit.core.viz import colorize, coverage_by_class
 from faceedit.orchestrator.config import parse_args
-from faceedit.orchestrator.flow import DownstreamError, EditFlow, encoded
+from faceedit.orchestrator.flow import Deadline, DownstreamError, EditFlow, encoded
+from faceedit.orchestrator.metrics import Metrics
 from faceedit.parser.client import ParserClient, ParserError, ParserUnavailableError
 from faceedit.serving import RunningServer, channel_options, start_service, status_for, stop_event_on_signals
 from faceedit.v1 import face_editor_pb2 as fe
@@ -29,33 +29,6 @@ from faceedit.v1 import face_editor_pb2_grpc, inpainter_pb2_grpc
 
 log = logging.getLogger("faceedit.orchestrator")
 SERVICE = fe.DESCRIPTOR.services_by_name["FaceEditor"].full_name
-STAGES = ("decode", "parse", "mask", "inpaint", "composite", "encode")
-
-
-class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "faceedit_requests", "Calls by method and gRPC code", ["method", "code"], registry=self.registry
-        )
-        self.latency = Histogram(
-            "faceedit_latency_seconds",
-            "End-to-end latency",
-            ["method"],
-            registry=self.registry,
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128),
-        )
-        self.stage = Histogram(
-            "faceedit_stage_seconds",
-            "Time per stage",
-            ["stage"],
-            registry=self.registry,
-            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 4, 16, 64),
-        )
-
-    def observe_stages(self, response: fe.EditFaceResponse) -> None:
-        for stage in STAGES:
-            self.stage.labels(stage).observe(getattr(response.timings, f"{stage}_ms") / 1000)
 
 
 def error_status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
@@ -84,6 +57,8 @@ class FaceEditorService(face_editor_pb2_grpc.FaceEditorServicer):
             raise
         except (FaceEditError, ParserError, DownstreamError) as exc:
             code, message = error_status(exc)
+            if isinstance(exc, DownstreamError) and exc.trailers:
+                context.set_trailing_metadata(exc.trailers)
             await context.abort(code, message)
         except Exception as exc:
             code = grpc.StatusCode.INTERNAL
@@ -143,8 +118,7 @@ class FaceEditorService(face_editor_pb2_grpc.FaceEditorServicer):
             started = time.monotonic()
             image = self.flow.decode(request.image.data)
             decoded = time.monotonic()
-            remaining = context.time_remaining()
-            labels = await self.flow.parser.parse(image, timeout_s=remaining if remaining is not None else None)
+            labels = await self.flow.parse(image, Deadline(context.time_remaining(), self.flow.default_timeout_s))
             parsed = time.monotonic()
             rows = coverage_by_class(labels)
             present = {class_id for class_id, *_ in rows}
@@ -182,6 +156,17 @@ class FaceEditorService(face_editor_pb2_grpc.FaceEditorServicer):
         )
 
 
+async def dependencies_ready(parser: ParserClient, inpainter_health: health_pb2_grpc.HealthStub) -> bool:
+    """The inpainter reports SERVING and the parser's model is ready. A failure to ask counts as not ready: the
+    watcher must outlive any error a dependency can produce."""
+    try:
+        reply = await inpainter_health.Check(health_pb2.HealthCheckRequest(service="faceedit.v1.Inpainter"), timeout=2)
+        return reply.status == health_pb2.HealthCheckResponse.SERVING and await parser.is_ready()
+    except Exception as exc:
+        log.debug("dependency check failed: %r", exc)
+        return False
+
+
 async def watch_dependencies(
     running: RunningServer, parser: ParserClient, inpainter_channel: grpc.aio.Channel, interval_s: float
 ) -> None:
@@ -189,12 +174,7 @@ async def watch_dependencies(
     health = health_pb2_grpc.HealthStub(inpainter_channel)
     serving: bool | None = None
     while True:
-        try:
-            reply = await health.Check(health_pb2.HealthCheckRequest(service="faceedit.v1.Inpainter"), timeout=2)
-            inpainter_ok = reply.status == health_pb2.HealthCheckResponse.SERVING
-        except grpc.aio.AioRpcError:
-            inpainter_ok = False
-        ready = inpainter_ok and await parser.is_ready()
+        ready = await dependencies_ready(parser, health)
         if ready != serving:
             log.info("dependencies %s: parser+inpainter", "ready" if ready else "NOT ready")
             await running.set_serving(ready)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceedit.config import env_flag
-from faceedit.process import die_with_parent
+from faceedit.process import dies_with_parent
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_MODEL = REPO_ROOT / "model_repository" / "local" / "face_parser"
@@ -150,7 +150,7 @@ class TritonServer:
         ]
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=die_with_parent
+            dies_with_parent(command), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
         log.close()
         try:

@@ -11,15 +11,17 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from grpc_health.v1 import health_pb2
 from PIL import Image
 
 from faceedit.core.imageio import decode_image, encode_image
 from faceedit.core.taxonomy import CLASS_NAMES
-from faceedit.parser.launcher import TritonServer
-from faceedit.process import ServiceProcess
+from faceedit.parser.launcher import TritonServer, free_port
+from faceedit.process import ServiceProcess, health_status
 from faceedit.serving import channel_options
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, types_pb2
+from tests.fixtures.inpainter import start_inpainter
 from tests.fixtures.stack import start_orchestrator
 
 STEPS = 3
@@ -45,7 +47,8 @@ def _present_classes(stub, data: bytes, n: int = 3) -> list[str]:
 
 def _edit(class_name: str, **kwargs) -> fe.Edit:
     kwargs.setdefault("num_inference_steps", STEPS)
-    return fe.Edit(prompt="curly auburn hair", mask=types_pb2.MaskOptions(classes=[class_name]), **kwargs)
+    kwargs.setdefault("mask", types_pb2.MaskOptions(classes=[class_name]))
+    return fe.Edit(prompt="curly auburn hair", **kwargs)
 
 
 def _png(image: Image.Image, **options) -> bytes:
@@ -161,7 +164,9 @@ def test_absent_region_is_failed_precondition_naming_attribute_and_coverage(edit
     stub = _stub(editor_stack.address)
     present = {c.name for c in stub.ParseFace(fe.ParseFaceRequest(image=types_pb2.EncodedImage(data=data))).coverage}
     absent = [name for name in CLASS_NAMES if name not in present]
-    edit = _edit(absent[0]) if absent else _edit(sorted(present)[0], mask=types_pb2.MaskOptions(min_coverage=1.0))
+    fallback = sorted(present)[0]
+    too_small = types_pb2.MaskOptions(classes=[fallback], min_coverage=1.0)
+    edit = _edit(absent[0]) if absent else _edit(fallback, mask=too_small)
     with pytest.raises(grpc.RpcError) as excinfo:
         stub.EditFace(fe.EditFaceRequest(image=types_pb2.EncodedImage(data=data), edits=[edit]))
     assert excinfo.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -228,6 +233,7 @@ def test_parser_down_is_unavailable_within_the_deadline_and_recovers(
         assert excinfo.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "parser" in excinfo.value.details()
         assert time.monotonic() - started < 5.0
+        _wait_for(lambda: _health(orchestrator) == NOT_SERVING, "the watcher to report NOT_SERVING")
         port = triton.grpc_port
         triton = TritonServer(parser_model, workdir=tmp_path / "triton2", grpc_port=port).start()
         orchestrator.wait_serving(30)  # the dependency watcher flips back to SERVING
@@ -236,3 +242,143 @@ def test_parser_down_is_unavailable_within_the_deadline_and_recovers(
         if orchestrator is not None:
             orchestrator.stop()
         triton.stop()
+
+
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def _health(process: ServiceProcess) -> int | None:
+    return health_status(process.address, "faceedit.v1.FaceEditor")
+
+
+def _wait_for(condition, what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_inpainter_down_is_unavailable_within_the_deadline(triton_server: TritonServer, tmp_path: Path) -> None:
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens here
+    orchestrator = start_orchestrator(triton_server.grpc_url, dead, tmp_path, wait_serving=False)
+    try:
+        _wait_for(lambda: _health(orchestrator) == NOT_SERVING, "the orchestrator to answer health")
+        stub = _stub(orchestrator.address)
+        data = encode_image(_portrait())
+        (target,) = _present_classes(stub, data, 1)  # ParseFace needs only the parser
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as excinfo:
+            stub.EditFace(fe.EditFaceRequest(image=types_pb2.EncodedImage(data=data), edits=[_edit(target)]), timeout=5)
+        assert excinfo.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert f"inpainter at {dead} is unavailable" in excinfo.value.details()
+        assert time.monotonic() - started < 5.0
+        assert _health(orchestrator) == NOT_SERVING
+    finally:
+        orchestrator.stop()
+
+
+def _metric(url: str, sample: str) -> float:
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    match = re.search(rf"^{re.escape(sample)} ([0-9.e+]+)$", text, re.M)
+    return float(match[1]) if match else 0.0
+
+
+@pytest.mark.parametrize("method", ["EditFace", "StreamEditFace"])
+def test_a_cancelled_call_cancels_the_inpainting_it_started(
+    editor_stack: ServiceProcess, inpainter_server: ServiceProcess, method: str
+) -> None:
+    inpainter_method = {"EditFace": "Inpaint", "StreamEditFace": "StreamInpaint"}[method]
+    downstream_cancelled = f'faceedit_inpainter_requests_total{{code="CANCELLED",method="{inpainter_method}"}}'
+    cancelled = f'faceedit_requests_total{{code="CANCELLED",method="{method}"}}'
+    steps = "faceedit_inpainter_denoise_steps_total"
+    before = {
+        name: _metric(url, name)
+        for name, url in [
+            (downstream_cancelled, inpainter_server.metrics_url),
+            (steps, inpainter_server.metrics_url),
+            (cancelled, editor_stack.metrics_url),
+        ]
+    }
+    stub = _stub(editor_stack.address)
+    data = encode_image(_portrait())
+    (target,) = _present_classes(stub, data, 1)
+    request = fe.EditFaceRequest(
+        image=types_pb2.EncodedImage(data=data), edits=[_edit(target, strength=1.0, num_inference_steps=150)]
+    )
+    if method == "EditFace":
+        call = stub.EditFace.future(request, timeout=120)
+        _wait_for(lambda: _metric(inpainter_server.metrics_url, steps) > before[steps], "denoising to start")
+    else:
+        call = stub.StreamEditFace(request, timeout=120)
+        assert next(e for e in call if e.HasField("progress")).progress.step == 1
+    call.cancel()
+    _wait_for(
+        lambda: _metric(inpainter_server.metrics_url, downstream_cancelled) > before[downstream_cancelled],
+        "the inpainter to see its call cancelled",
+    )
+    _wait_for(lambda: _metric(editor_stack.metrics_url, cancelled) > before[cancelled], "the CANCELLED count")
+    assert 1 <= _metric(inpainter_server.metrics_url, steps) - before[steps] < 150  # stopped long before the end
+    assert len(stub.EditFace(fe.EditFaceRequest(image=request.image, edits=[_edit(target)])).steps) == 1
+
+
+def test_a_bad_later_edit_fails_before_any_parse(editor_stack: ServiceProcess, triton_server: TritonServer) -> None:
+    stub = _stub(editor_stack.address)
+    data = encode_image(_portrait())
+    (target,) = _present_classes(stub, data, 1)
+    before = _parser_successes(triton_server)
+    with pytest.raises(grpc.RpcError) as excinfo:
+        stub.EditFace(
+            fe.EditFaceRequest(
+                image=types_pb2.EncodedImage(data=data), edits=[_edit(target), _edit(target, guidance_scale=99)]
+            )
+        )
+    assert excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert excinfo.value.details().startswith("edits[1]: guidance_scale must be in [0, 30]")
+    assert _parser_successes(triton_server) == before  # the whole cascade is validated before any work
+
+
+def test_a_stream_that_fails_mid_cascade_delivers_the_finished_step_then_the_status(
+    editor_stack: ServiceProcess,
+) -> None:
+    stub = _stub(editor_stack.address)
+    data = encode_image(_portrait())
+    (target,) = _present_classes(stub, data, 1)
+    impossible = _edit(target, mask=types_pb2.MaskOptions(classes=[target], min_coverage=1.0))  # never met
+    events = []
+    with pytest.raises(grpc.RpcError) as excinfo:
+        for event in stub.StreamEditFace(
+            fe.EditFaceRequest(image=types_pb2.EncodedImage(data=data), edits=[_edit(target), impossible])
+        ):
+            events.append(event)
+    assert excinfo.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert f"region '{target}' covers" in excinfo.value.details()
+    assert "at least 100.00% is required" in excinfo.value.details()
+    assert [e.step.index for e in events if e.HasField("step")] == [0]
+    assert not any(e.HasField("result") for e in events)
+
+
+def test_a_full_inpainter_queue_passes_through_as_resource_exhausted_with_its_retry_hint(
+    triton_server: TritonServer, tiny_inpaint_model: Path, tmp_path: Path
+) -> None:
+    inpainter = start_inpainter(tiny_inpaint_model, tmp_path / "inpainter", "--queue-size", "0")
+    orchestrator = None
+    try:
+        orchestrator = start_orchestrator(triton_server.grpc_url, inpainter.address, tmp_path)
+        stub = _stub(orchestrator.address)
+        data = encode_image(_portrait())
+        (target,) = _present_classes(stub, data, 1)
+        image = types_pb2.EncodedImage(data=data)
+        busy = stub.StreamEditFace(
+            fe.EditFaceRequest(image=image, edits=[_edit(target, strength=1.0, num_inference_steps=150)])
+        )
+        assert next(e for e in busy if e.HasField("progress")).progress.step == 1  # the one worker is taken
+        with pytest.raises(grpc.RpcError) as excinfo:
+            stub.EditFace(fe.EditFaceRequest(image=image, edits=[_edit(target)]), timeout=30)
+        busy.cancel()
+        assert excinfo.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert excinfo.value.details().startswith("inpainter: ") and "queue is full" in excinfo.value.details()
+        assert any(key == "retry-after-ms" and int(value) > 0 for key, value in excinfo.value.trailing_metadata())
+    finally:
+        if orchestrator is not None:
+            orchestrator.stop()
+        inpainter.stop()

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from PIL import Image, ImageDraw
+from scipy import ndimage
+from scipy.spatial import ConvexHull, QhullError
 
 from faceedit.core import masks
 from faceedit.core.errors import CoverageError, InvalidOptionError
@@ -24,6 +30,31 @@ def test_class_union_takes_every_listed_class() -> None:
     assert np.count_nonzero(mask) == 8 * 20
 
 
+def test_class_union_rejects_ids_and_label_maps_it_cannot_index() -> None:
+    with pytest.raises(InvalidOptionError, match=r"class ids must be in \[0, 255\]"):
+        masks.class_union(_labels(), [-1])
+    with pytest.raises(InvalidOptionError, match="uint8"):
+        masks.class_union(_labels().astype(np.int64), [13])
+
+
+def _brute_force_grow(mask: np.ndarray, px: int) -> np.ndarray:
+    """max (or min) over the (2|px|+1)^2 square around each pixel; outside the image counts as unselected for a
+    dilation and as selected for an erosion, so a region touching the border does not shrink from it."""
+    r = abs(px)
+    padded = np.pad(mask, r, constant_values=0 if px > 0 else 255)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (2 * r + 1, 2 * r + 1))
+    return windows.max(axis=(2, 3)) if px > 0 else windows.min(axis=(2, 3))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(-4, 4), st.integers(0, 2**32 - 1))
+def test_grow_equals_a_square_kernel_brute_force(px: int, seed: int) -> None:
+    mask = (np.random.default_rng(seed).random((17, 23)) > 0.7).astype(np.uint8) * 255
+    grown = masks.grow(mask, px)
+    expected = mask if px == 0 else _brute_force_grow(mask, px)
+    assert grown.dtype == np.uint8 and np.array_equal(grown, expected)
+
+
 def test_grow_dilates_with_a_square_kernel_and_shrinks_when_negative() -> None:
     dot = np.zeros((21, 21), np.uint8)
     dot[10, 10] = 255
@@ -42,6 +73,62 @@ def test_feather_softens_edges_but_keeps_the_core() -> None:
     edge = soft[30, 17:23]
     assert 0 < edge.min() < 255 and np.all(np.diff(edge.astype(int)) >= 0)
     assert masks.feather(block, 0) is block
+
+
+@pytest.mark.parametrize("sigma", [1.0, 3.0, 7.0])
+def test_feather_kernel_spans_two_sigma_plus_one(sigma: float) -> None:
+    block = np.zeros((61, 61), np.uint8)
+    block[20:41, 20:41] = 255
+    row = masks.feather(block, sigma)[30].astype(int)
+    radius = round(sigma)
+    # The blur reaches exactly sigma pixels beyond the edge (a 2*sigma+1 kernel, thesis 4.4.2) and no further.
+    assert row[40 + radius] > 0 and row[40 + radius + 1] == 0
+    assert row[20 - radius] > 0 and row[20 - radius - 1] == 0
+
+
+@st.composite
+def _sparse_masks(draw: st.DrawFn) -> np.ndarray:
+    """Mostly-empty soft masks, so the work-saving crop in grow/feather/hull is exercised at every border."""
+    height, width = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    mask = np.zeros((height, width), np.uint8)
+    for _ in range(draw(st.integers(0, 3))):
+        y, x = draw(st.integers(0, height - 1)), draw(st.integers(0, width - 1))
+        patch = draw(arrays(np.uint8, (draw(st.integers(1, 8)), draw(st.integers(1, 8)))))
+        mask[y : y + patch.shape[0], x : x + patch.shape[1]] = patch[: height - y, : width - x]
+    return mask
+
+
+@settings(max_examples=150, deadline=None)
+@given(_sparse_masks(), st.sampled_from([0.5, 1.0, 2.5, 3.0, 7.0, 12.0]))
+def test_feather_equals_a_whole_frame_gaussian(mask: np.ndarray, sigma: float) -> None:
+    whole = ndimage.gaussian_filter(mask.astype(np.float32), sigma=sigma, radius=round(sigma), mode="nearest")
+    assert np.array_equal(masks.feather(mask, sigma), np.clip(np.rint(whole), 0, 255).astype(np.uint8))
+
+
+@settings(max_examples=100, deadline=None)
+@given(_sparse_masks(), st.integers(-4, 4))
+def test_grow_of_sparse_masks_equals_brute_force(mask: np.ndarray, px: int) -> None:
+    assert np.array_equal(masks.grow(mask, px), mask if px == 0 else _brute_force_grow(mask, px))
+
+
+def _hull_of_every_pixel(mask: np.ndarray) -> np.ndarray:
+    selected = np.where(mask > 127, 255, 0).astype(np.uint8)
+    ys, xs = np.nonzero(selected)
+    try:
+        hull = ConvexHull(np.stack([xs, ys], axis=1)).vertices
+    except (QhullError, ValueError):
+        return selected
+    canvas = Image.new("L", (mask.shape[1], mask.shape[0]), 0)
+    ImageDraw.Draw(canvas).polygon([(int(xs[i]), int(ys[i])) for i in hull], fill=255, outline=255)
+    return np.maximum(np.asarray(canvas, dtype=np.uint8), selected)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_sparse_masks())
+def test_convex_hull_equals_the_hull_of_every_pixel(mask: np.ndarray) -> None:
+    hull = masks.convex_hull(mask)
+    assert np.array_equal(hull, _hull_of_every_pixel(mask))
+    assert (hull[mask > 127] == 255).all() and set(np.unique(hull)) <= {0, 255}
 
 
 def test_convex_hull_fills_gaps() -> None:
@@ -118,19 +205,84 @@ def test_build_mask_runs_every_option_in_order() -> None:
     assert hull[50, 50] == 255  # between hair and lips
 
 
+def test_build_mask_offsets_before_growing() -> None:
+    labels = np.zeros((20, 20), np.uint8)
+    labels[10, 0] = 13
+    # Shifted off the image first, the pixel is gone before the 7x7 dilation could bring part of it back.
+    gone = build_mask(labels, [13], MaskSpec(offset_x=-1, feather_sigma=0, min_coverage=0))
+    assert not gone.any()
+    kept = build_mask(labels, [13], MaskSpec(offset_x=1, feather_sigma=0, min_coverage=0))
+    assert np.count_nonzero(kept) == 7 * 5 and kept[10, 1] == 255  # columns -2..4, clipped at the border
+
+
+def test_build_mask_merges_before_inverting_and_intersects() -> None:
+    labels = _labels()
+    extra = np.zeros_like(labels)
+    extra[80:90, 0:10] = 255
+    extra[25:30, 35:40] = 255  # inside the hair
+    flat = MaskSpec(grow_px=0, feather_sigma=0, min_coverage=0)
+    inverted = build_mask(labels, [13], MaskSpec(grow_px=0, feather_sigma=0, invert=True), extra=extra)
+    assert inverted[85, 5] == 0 and inverted[30, 40] == 0 and inverted[0, 0] == 255
+    both = build_mask(labels, [13], MaskSpec(grow_px=0, feather_sigma=0, merge="intersect"), extra=extra)
+    assert np.count_nonzero(both) == 25 and both[27, 37] == 255 and both[85, 5] == 0
+    with pytest.raises(InvalidOptionError, match="shapes differ"):
+        build_mask(labels, [13], flat, extra=extra[:50])
+
+
+def test_build_mask_checks_coverage_after_feathering() -> None:
+    labels = np.zeros((40, 40), np.uint8)
+    labels[20, 20] = 2
+    # One hard pixel covers 0.06%; feathered at sigma 7 its peak falls far below 128, so nothing is left.
+    assert masks.coverage(masks.class_union(labels, [2])) > 0
+    with pytest.raises(CoverageError) as excinfo:
+        build_mask(labels, [2], MaskSpec(grow_px=0, min_coverage=0.0001), attribute="nose")
+    assert excinfo.value.coverage == 0 and excinfo.value.minimum == 0.0001 and excinfo.value.maximum == 1.0
+    assert str(excinfo.value).startswith("region 'nose' covers 0.00% of the image")
+
+
+def test_coverage_message_never_prints_a_failing_value_equal_to_its_limit() -> None:
+    labels = np.zeros((100, 100), np.uint8)
+    labels[0, :9] = 2  # 0.09%
+    with pytest.raises(CoverageError, match=r"covers 0\.09% of the image; at least 0\.10% is required"):
+        build_mask(labels, [2], MaskSpec(grow_px=0, feather_sigma=0), attribute="nose")
+    labels[0, :10] = 2  # exactly 0.10% passes: the minimum is inclusive
+    assert masks.coverage(build_mask(labels, [2], MaskSpec(grow_px=0, feather_sigma=0))) == pytest.approx(0.001)
+    error = CoverageError("lips", 0.000999, 0.001, 1.0)
+    assert "covers 0.0999% of the image; at least 0.1000% is required" in str(error)
+
+
+def test_check_coverage_returns_the_fraction_found() -> None:
+    mask = np.zeros((10, 10), np.uint8)
+    mask[:5] = 200
+    assert masks.check_coverage(mask, "skin", 0.5, 0.5) == 0.5
+    with pytest.raises(CoverageError, match=r"'skin' covers 50\.00% of the image; at most 40\.00% is allowed"):
+        masks.check_coverage(mask, "skin", 0.1, 0.4)
+
+
 @pytest.mark.parametrize(
-    "spec",
+    "spec,message",
     [
-        MaskSpec(grow_px=1000),
-        MaskSpec(feather_sigma=-1),
-        MaskSpec(min_coverage=2),
-        MaskSpec(min_coverage=0.5, max_coverage=0.1),
-        MaskSpec(merge="xor"),
+        (MaskSpec(grow_px=1000), "grow_px"),
+        (MaskSpec(grow_px=-257), "grow_px"),
+        (MaskSpec(feather_sigma=-1), "feather_sigma"),
+        (MaskSpec(feather_sigma=float("nan")), "feather_sigma"),
+        (MaskSpec(min_coverage=2), "min_coverage"),
+        (MaskSpec(min_coverage=-0.1), "min_coverage"),
+        (MaskSpec(max_coverage=1.5), "max_coverage"),
+        (MaskSpec(min_coverage=0.5, max_coverage=0.1), "larger than max_coverage"),
+        (MaskSpec(merge="xor"), "union, intersect, replace"),
     ],
 )
-def test_spec_validation(spec: MaskSpec) -> None:
-    with pytest.raises(InvalidOptionError):
+def test_spec_validation(spec: MaskSpec, message: str) -> None:
+    with pytest.raises(InvalidOptionError, match=message):
         spec.validate()
+    with pytest.raises(InvalidOptionError, match=message):
+        build_mask(_labels(), [13], spec)
+
+
+def test_default_and_boundary_specs_are_valid() -> None:
+    for spec in (MaskSpec(), MaskSpec(grow_px=-256, feather_sigma=0, min_coverage=1, max_coverage=1)):
+        assert spec.validate() is spec
 
 
 def test_bounding_box_padding_clipping_and_square() -> None:
@@ -143,5 +295,30 @@ def test_bounding_box_padding_clipping_and_square() -> None:
     assert x0 <= 10 and x1 >= 30 and y0 <= 40 and y1 >= 50
     wide = np.zeros((50, 200), np.uint8)
     wide[20:30, 0:150] = 255  # a square containing it cannot fit: the tight box comes back
-    assert masks.bounding_box(wide, square=True) == (0, 20, 150, 30)
+    assert masks.bounding_box(wide, square=True) == (0, 0, 150, 50)  # as square as a 50-pixel-high image allows
     assert masks.bounding_box(np.zeros((5, 5), np.uint8)) is None
+    with pytest.raises(InvalidOptionError, match="padding"):
+        masks.bounding_box(mask, padding=-1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 40),
+    st.integers(1, 40),
+    st.data(),
+    st.integers(0, 30),
+)
+def test_bounding_box_properties(height: int, width: int, data: st.DataObject, padding: int) -> None:
+    y0 = data.draw(st.integers(0, height - 1))
+    x0 = data.draw(st.integers(0, width - 1))
+    y1 = data.draw(st.integers(y0 + 1, height))
+    x1 = data.draw(st.integers(x0 + 1, width))
+    mask = np.zeros((height, width), np.uint8)
+    mask[y0:y1, x0:x1] = 255
+    tight = masks.bounding_box(mask, padding=padding)
+    assert tight == (max(0, x0 - padding), max(0, y0 - padding), min(width, x1 + padding), min(height, y1 + padding))
+    bx0, by0, bx1, by1 = masks.bounding_box(mask, padding=padding, square=True)
+    assert 0 <= bx0 <= tight[0] and 0 <= by0 <= tight[1]  # contains the padded box, inside the image
+    assert tight[2] <= bx1 <= width and tight[3] <= by1 <= height
+    side = max(tight[2] - tight[0], tight[3] - tight[1])
+    assert (bx1 - bx0, by1 - by0) == (min(side, width), min(side, height))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import signal
 import subprocess
@@ -15,19 +13,25 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-PR_SET_PDEATHSIG = 1
-
 
 class ServiceStartError(RuntimeError):
     pass
 
 
-def die_with_parent() -> None:
-    """Popen preexec_fn: the child gets SIGTERM when its parent dies, so a killed `faceedit up` (or test runner)
-    leaves no orphaned servers behind. Children still run in their own session, so a terminal's Ctrl-C reaches
-    only the parent, which stops them in order."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+# Runs in the child before exec: a preexec_fn would be unsafe here because the parent has threads (gRPC,
+# pytest), and a fork from a threaded process may only call async-signal-safe code until exec.
+_PDEATHSIG_EXEC = (
+    "import ctypes, os, signal, sys; "
+    "ctypes.CDLL(None).prctl(1, signal.SIGTERM); "
+    "os.getppid() == int(sys.argv[1]) or sys.exit(1); "
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
+
+
+def dies_with_parent(argv: list[str]) -> list[str]:
+    """argv wrapped so the program gets SIGTERM when its parent dies (PR_SET_PDEATHSIG), so a killed
+    `faceedit up` (or test runner) leaves no orphaned servers behind. argv[0] must be a path."""
+    return [sys.executable, "-c", _PDEATHSIG_EXEC, str(os.getpid()), *argv]
 
 
 def health_status(address: str, service: str = "", timeout_s: float = 1.0) -> int | None:
@@ -64,12 +68,11 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", self.module, *self.args],
+                dies_with_parent([sys.executable, "-m", self.module, *self.args]),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **self.env},
                 start_new_session=True,
-                preexec_fn=die_with_parent,
             )
         return self
 

@@ -8,6 +8,13 @@ from scipy import ndimage
 from faceedit.core.errors import InvalidOptionError
 
 
+def _check_inputs(image: np.ndarray, other: np.ndarray, mask: np.ndarray, what: str) -> None:
+    if image.shape != other.shape or image.shape[:2] != mask.shape:
+        raise InvalidOptionError(f"{what} needs equal sizes: images {image.shape} and {other.shape}, mask {mask.shape}")
+    if not image.dtype == other.dtype == mask.dtype == np.uint8:
+        raise InvalidOptionError(f"{what} needs uint8 arrays, got {image.dtype}, {other.dtype} and mask {mask.dtype}")
+
+
 def composite(original: np.ndarray, generated: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """original*(1-m) + generated*m with m = mask/255.
 
@@ -15,15 +22,16 @@ def composite(original: np.ndarray, generated: np.ndarray, mask: np.ndarray) -> 
     255 returns generated. The diffusion pipeline's VAE round trip changes every pixel, so this is what keeps the
     unedited region untouched.
     """
-    if original.shape != generated.shape or original.shape[:2] != mask.shape:
-        raise InvalidOptionError(
-            f"composite needs equal sizes: original {original.shape}, generated {generated.shape}, mask {mask.shape}"
-        )
-    m = mask.astype(np.uint32)
+    _check_inputs(original, generated, mask, "composite")
+    m = mask.astype(np.uint16)
     if original.ndim == 3:
         m = m[..., None]
-    blended = original.astype(np.uint32) * (255 - m) + generated.astype(np.uint32) * m + 127
-    return (blended // 255).astype(np.uint8)
+    # 255*255 + 127 fits in 16 bits, which halves the memory traffic of 32-bit arithmetic on a 1024^2 frame.
+    blended = original.astype(np.uint16) * (255 - m)
+    blended += generated.astype(np.uint16) * m
+    blended += 127
+    blended //= 255
+    return blended.astype(np.uint8)
 
 
 def _match_channel(source: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -39,13 +47,23 @@ def _match_channel(source: np.ndarray, reference: np.ndarray) -> np.ndarray:
 def color_match(generated: np.ndarray, original: np.ndarray, mask: np.ndarray, *, ring_px: int = 16) -> np.ndarray:
     """Histogram-match the generated region to the original's ring just outside the mask, per channel.
 
-    Fights the colour shift users report at region edges. Only pixels inside the mask (> 0) change.
+    Fights the colour shift users report at region edges. Only pixels inside the mask (> 0) change; with no mask
+    or no ring (the mask covers the image) generated comes back as it is.
     """
+    _check_inputs(generated, original, mask, "color_match")
+    if ring_px < 1:
+        raise InvalidOptionError(f"ring_px must be at least 1, got {ring_px}")
     inside = mask > 0
+    if not inside.any():
+        return generated
     ring = ndimage.binary_dilation(inside, iterations=ring_px) & ~inside
-    if not inside.any() or not ring.any():
+    if not ring.any():
         return generated
     out = generated.copy()
-    for c in range(generated.shape[2]):
-        out[..., c][inside] = _match_channel(generated[..., c][inside], original[..., c][ring])
+    # (H,W) greys become one channel; reshape of the fresh copy is a view, so the writes land in out.
+    out_channels = out.reshape(*out.shape[:2], -1)
+    reference = original.reshape(*original.shape[:2], -1)
+    for c in range(out_channels.shape[2]):
+        channel = out_channels[..., c]
+        channel[inside] = _match_channel(channel[inside], reference[..., c][ring])
     return out

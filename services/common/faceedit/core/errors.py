@@ -28,9 +28,17 @@ class CoverageError(FaceEditError):
         self.minimum = minimum
         self.maximum = maximum
         name = attribute or "mask"
-        if coverage < minimum:
-            need = f"at least {minimum:.2%} is required"
-        else:
-            need = f"at most {maximum:.2%} is allowed"
-        hint = " (the face parser found no such region)" if coverage == 0 else ""
-        super().__init__(f"region {name!r} covers {coverage:.2%} of the image{hint}; {need}")
+        too_small = coverage < minimum
+        found, limit = _distinct_percents(coverage, minimum if too_small else maximum)
+        need = f"at least {limit} is required" if too_small else f"at most {limit} is allowed"
+        hint = " (no pixel of it was found)" if coverage == 0 else ""
+        super().__init__(f"region {name!r} covers {found} of the image{hint}; {need}")
+
+
+def _distinct_percents(value: float, limit: float) -> tuple[str, str]:
+    """Both as percentages with two decimals, or more where two would print a failing value equal to its limit."""
+    for decimals in range(2, 7):
+        shown = f"{value:.{decimals}%}", f"{limit:.{decimals}%}"
+        if shown[0] != shown[1]:
+            break
+    return shown

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from faceedit.core.errors import InvalidOptionError
+
 
 @dataclass(frozen=True)
 class Letterbox:
@@ -22,7 +24,10 @@ class Letterbox:
 
 
 def resize(image: np.ndarray, width: int, height: int, *, nearest: bool = False) -> np.ndarray:
-    """Resize (H,W[,C]) uint8; nearest keeps label values intact, LANCZOS otherwise."""
+    """Resize (H,W[,C]) uint8; nearest keeps label values intact, LANCZOS otherwise. An image already of that size
+    comes back as it is (not a copy)."""
+    if width < 1 or height < 1:
+        raise InvalidOptionError(f"cannot resize to {width}x{height}; both sides must be at least 1")
     if image.shape[1] == width and image.shape[0] == height:
         return image
     resample = Image.Resampling.NEAREST if nearest else Image.Resampling.LANCZOS
@@ -31,6 +36,8 @@ def resize(image: np.ndarray, width: int, height: int, *, nearest: bool = False)
 
 def letterbox(image: np.ndarray, size: int, *, fill: int = 255, nearest: bool = False) -> tuple[np.ndarray, Letterbox]:
     """Fit image into size x size, aspect preserved and centred, padding with `fill` (white, as the thesis)."""
+    if size < 1:
+        raise InvalidOptionError(f"letterbox size must be at least 1, got {size}")
     height, width = image.shape[:2]
     scale = size / max(width, height)
     new_w = max(1, min(size, round(width * scale)))

@@ -3,34 +3,51 @@
 from __future__ import annotations
 
 import io
-import warnings
+import struct
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from faceedit.core.errors import ImageError
+from faceedit.core.errors import ImageError, InvalidOptionError
 
 DEFAULT_MAX_BYTES = 32 * 2**20
 DEFAULT_MAX_PIXELS = 40_000_000
+# The inpainter's VAE downsamples by 8; anything smaller has no latent pixel to edit.
 MIN_SIDE = 8
 ORIENTATION = 0x0112  # EXIF tag
+# EXIF orientation -> the transpose that shows the image upright (the table of ImageOps.exif_transpose, which
+# also re-serialises the EXIF block and so fails on a corrupt one we would otherwise ignore).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# Orientations 5-8 turn by 90 degrees: the displayed image has width and height swapped.
+_SWAPS_SIDES = frozenset({5, 6, 7, 8})
 ACCEPTED = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}
 _PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP"}
+# What Pillow's decoders raise on malformed input, besides OSError: every one of them means "corrupt image" here.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError)
+_SEND = "send a complete PNG, JPEG or WebP file"
 
 
 def _open(data: bytes, max_bytes: int) -> Image.Image:
     if not data:
-        raise ImageError("image is empty (0 bytes); send PNG, JPEG or WebP bytes")
+        raise ImageError(f"image is empty (0 bytes); {_SEND}")
     if len(data) > max_bytes:
         raise ImageError(f"image is {len(data)} bytes; the limit is {max_bytes} bytes")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(data))
+        return Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise ImageError("bytes are not a recognised image; send PNG, JPEG or WebP") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"image is too large to decode safely: {exc}") from None
+        raise ImageError(f"bytes are not a recognised image; {_SEND}") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"image is too large to decode safely ({exc})") from None
+    except _DECODE_ERRORS as exc:
+        raise ImageError(f"image header is corrupt or truncated ({exc}); {_SEND}") from None
 
 
 def image_format(data: bytes) -> str:
@@ -46,26 +63,43 @@ def _accepted_format(img: Image.Image) -> str:
     return fmt
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
-    """RGB with transparency composited on white (thesis 4.2.1) and 16-bit greys scaled to 8 bits."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+def _orientation(img: Image.Image) -> int:
+    try:
+        value = img.getexif().get(ORIENTATION, 1)
+    except _DECODE_ERRORS:
+        return 1  # unreadable EXIF: show the pixels as stored, as browsers do
+    return value if isinstance(value, int) and value in _UPRIGHT else 1
+
+
+def _displayed_size(img: Image.Image) -> tuple[int, int]:
+    """(width, height) after EXIF orientation, known from the header alone."""
+    width, height = img.size
+    return (height, width) if _orientation(img) in _SWAPS_SIDES else (width, height)
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    method = _UPRIGHT.get(_orientation(img))
+    return img if method is None else img.transpose(method)
+
+
+def _flatten(img: Image.Image, background: int) -> Image.Image:
+    """RGB with transparency composited on a grey-level background, 16-bit greys scaled to 8 bits."""
+    if img.mode.startswith("I;16") or img.mode == "I":
+        # Among PNG, JPEG and WebP only a 16-bit grey PNG decodes to these modes: the full scale is 65535.
         wide = np.asarray(img, dtype=np.uint32)
-        scale = 65535 if img.mode.startswith("I;16") or wide.max(initial=0) > 255 else 255
-        img = Image.fromarray(((wide * 255 + scale // 2) // scale).astype(np.uint8), "L")
-    if img.mode == "P":
+        img = Image.fromarray(((wide * 255 + 32767) // 65535).astype(np.uint8), "L")
+    if img.mode in ("P", "LA", "La", "PA", "RGBa"):
         img = img.convert("RGBA")
-    if img.mode in ("LA", "La", "PA"):
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "RGBa"):
-        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, img.convert("RGBA")).convert("RGB")
+    if img.mode == "RGBA":
+        flat = Image.new("RGBA", img.size, (background, background, background, 255))
+        return Image.alpha_composite(flat, img).convert("RGB")
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
 def decode_image(
     data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> np.ndarray:
-    """Encoded PNG/JPEG/WebP bytes -> (H,W,3) uint8 RGB, EXIF orientation applied, alpha on white."""
+    """Encoded PNG/JPEG/WebP bytes -> (H,W,3) uint8 RGB, EXIF orientation applied, transparency on white."""
     img = _open(data, max_bytes)
     with img:
         _accepted_format(img)
@@ -76,22 +110,22 @@ def decode_image(
         if min(width, height) < MIN_SIDE:
             raise ImageError(f"image is {width}x{height}; both sides must be at least {MIN_SIDE} pixels")
         try:
-            img.load()
-            # exif_transpose copies even an upright image; only call it when there is something to undo.
-            oriented = ImageOps.exif_transpose(img) if img.getexif().get(ORIENTATION, 1) != 1 else img
-            rgb = _to_rgb(oriented)
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise ImageError(f"image data is corrupt or truncated: {exc}") from None
+            img.load()  # a full decode, so truncation surfaces here and not halfway through a later stage
+            rgb = _flatten(_upright(img), 255)
+        except _DECODE_ERRORS as exc:
+            raise ImageError(f"image data is corrupt or truncated ({exc}); {_SEND}") from None
         return np.array(rgb, dtype=np.uint8)
 
 
 def encode_image(image: np.ndarray, fmt: str = "png", *, quality: int = 95) -> bytes:
-    """(H,W,3) RGB or (H,W) grey uint8 -> PNG/JPEG/WebP bytes."""
+    """(H,W,3) RGB or (H,W) grey uint8 -> PNG/JPEG/WebP bytes; quality (1-100) applies to JPEG and WebP."""
     pil_format = _PIL_FORMAT.get(fmt.lower())
     if pil_format is None:
         raise ImageError(f"cannot encode to {fmt!r}; choose png, jpeg or webp")
-    if image.dtype != np.uint8 or image.ndim not in (2, 3):
+    if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
         raise ImageError(f"expected a uint8 (H,W) or (H,W,3) array, got {image.dtype} {image.shape}")
+    if not 1 <= quality <= 100:
+        raise InvalidOptionError(f"quality must be in [1, 100], got {quality}")
     buffer = io.BytesIO()
     options: dict[str, object] = {}
     if pil_format in ("JPEG", "WEBP"):
@@ -104,16 +138,21 @@ def encode_image(image: np.ndarray, fmt: str = "png", *, quality: int = 95) -> b
 
 
 def decode_mask(data: bytes, size: tuple[int, int], *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
-    """A caller-supplied mask image -> (H,W) uint8 in {0, 255}; size is the expected (width, height)."""
+    """A caller-supplied mask image -> (H,W) uint8 in {0, 255} (> 127 = edit); size is the expected (width, height)
+    of the decoded image it belongs to.
+
+    EXIF orientation is applied as for the image, so a mask drawn over the displayed picture lines up. Transparent
+    pixels count as black (keep): a mask painted as white strokes on a transparent layer edits only the strokes.
+    """
     img = _open(data, max_bytes)
     with img:
         _accepted_format(img)
-        if img.size != tuple(size):
-            raise ImageError(
-                f"mask is {img.size[0]}x{img.size[1]} but the image is {size[0]}x{size[1]}; they must match"
-            )
+        found = _displayed_size(img)
+        if found != tuple(size):
+            raise ImageError(f"mask is {found[0]}x{found[1]} but the image is {size[0]}x{size[1]}; they must match")
         try:
-            grey = np.asarray(_to_rgb(img).convert("L"), dtype=np.uint8)
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise ImageError(f"mask data is corrupt or truncated: {exc}") from None
+            img.load()
+            grey = np.asarray(_flatten(_upright(img), 0).convert("L"), dtype=np.uint8)
+        except _DECODE_ERRORS as exc:
+            raise ImageError(f"mask data is corrupt or truncated ({exc}); {_SEND}") from None
     return np.where(grey > 127, 255, 0).astype(np.uint8)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,18 +48,50 @@ class MaskSpec:
 
 def class_union(labels: np.ndarray, class_ids: Sequence[int]) -> np.ndarray:
     """0/255 mask of the pixels labelled with any of class_ids (a 256-entry lookup: one pass over the labels)."""
+    ids = list(class_ids)
+    if any(not 0 <= i <= 255 for i in ids):
+        raise InvalidOptionError(f"class ids must be in [0, 255], got {ids}")
+    if labels.dtype != np.uint8:
+        raise InvalidOptionError(f"a label map is a uint8 array of class ids, got {labels.dtype}")
     lut = np.zeros(256, np.uint8)
-    lut[list(class_ids)] = 255
+    lut[ids] = 255
     return lut[labels]
 
 
+def _active_region(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
+    """The bounding box of the nonzero pixels grown by margin (clipped); None for an all-zero mask."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    height, width = mask.shape
+    return (
+        slice(max(0, rows[0] - margin), min(height, rows[-1] + 1 + margin)),
+        slice(max(0, cols[0] - margin), min(width, cols[-1] + 1 + margin)),
+    )
+
+
+def _within_reach(mask: np.ndarray, reach: int, op: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """op (a filter that maps an all-zero neighbourhood to 0 and sees no further than reach) run only on the part
+    of the mask it can change. Lips or eyes are 1% of a portrait: this skips the other 99% of the work, with a
+    result identical to filtering the whole frame, because the margin holds the zeros the filter would have seen.
+    """
+    region = _active_region(mask, reach)
+    out = np.zeros_like(mask)
+    if region is not None:
+        out[region] = op(mask[region])
+    return out
+
+
 def grow(mask: np.ndarray, px: int) -> np.ndarray:
-    """Dilate (px > 0) or erode (px < 0) with a (2|px|+1)^2 square kernel."""
+    """Dilate (px > 0) or erode (px < 0) with a (2|px|+1)^2 square kernel. The image border does not erode:
+    a region touching it stays there."""
     if px == 0:
         return mask
-    size = 2 * abs(px) + 1
-    op = ndimage.grey_dilation if px > 0 else ndimage.grey_erosion
-    return op(mask, size=(size, size), mode="constant", cval=0 if px > 0 else 255).astype(np.uint8)
+    size = (2 * abs(px) + 1,) * 2
+    if px > 0:
+        return _within_reach(mask, px, lambda m: ndimage.grey_dilation(m, size=size, mode="constant", cval=0))
+    return _within_reach(mask, -px, lambda m: ndimage.grey_erosion(m, size=size, mode="constant", cval=255))
 
 
 def feather(mask: np.ndarray, sigma: float) -> np.ndarray:
@@ -67,22 +99,33 @@ def feather(mask: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= 0:
         return mask
     radius = round(sigma)
-    blurred = ndimage.gaussian_filter(mask.astype(np.float32), sigma=sigma, radius=radius, mode="nearest")
-    return np.clip(np.rint(blurred), 0, 255).astype(np.uint8)
+
+    def blur(region: np.ndarray) -> np.ndarray:
+        blurred = ndimage.gaussian_filter(region.astype(np.float32), sigma=sigma, radius=radius, mode="nearest")
+        return np.clip(np.rint(blurred), 0, 255).astype(np.uint8)
+
+    return _within_reach(mask, radius, blur)
 
 
 def convex_hull(mask: np.ndarray) -> np.ndarray:
     """The filled convex hull of the pixels above 127 (CA-Edit's rough masks; closes gaps in hair and lips)."""
-    binary = np.where(mask > 127, 255, 0).astype(np.uint8)
-    ys, xs = np.nonzero(binary)
-    points = np.stack([xs, ys], axis=1)
+    binary = mask > 127
+    rows = np.flatnonzero(binary.any(axis=1))
+    selected = np.where(binary, 255, 0).astype(np.uint8)
+    if rows.size == 0:
+        return selected
+    # Every hull vertex is the leftmost or rightmost pixel of its row: two points per row instead of every pixel.
+    spans = binary[rows]
+    left = spans.argmax(axis=1)
+    right = mask.shape[1] - 1 - spans[:, ::-1].argmax(axis=1)
+    points = np.concatenate([np.stack([left, rows], axis=1), np.stack([right, rows], axis=1)])
     try:
         hull = points[ConvexHull(points).vertices]
     except (QhullError, ValueError):
-        return binary  # no pixels, or all on one line: the region is its own hull
+        return selected  # all on one line: the region is its own hull
     canvas = Image.new("L", (mask.shape[1], mask.shape[0]), 0)
     ImageDraw.Draw(canvas).polygon([(int(x), int(y)) for x, y in hull], fill=255, outline=255)
-    return np.maximum(np.asarray(canvas, dtype=np.uint8), binary)
+    return np.maximum(np.asarray(canvas, dtype=np.uint8), selected)
 
 
 def offset(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
@@ -150,24 +193,29 @@ def build_mask(
 
 
 def bounding_box(mask: np.ndarray, *, padding: int = 0, square: bool = False) -> tuple[int, int, int, int] | None:
-    """Half-open (x0, y0, x1, y1) of pixels > 0, padded and clipped; square grows it to a square inside the image
-    when it fits, so a crop resizes without distortion. None for an empty mask."""
+    """Half-open (x0, y0, x1, y1) of pixels > 0, padded and clipped to the image; None for an empty mask.
+
+    square=True grows the box to a square of its longer side, shifted to stay inside the image, so a crop resizes
+    without distortion. Where the image is narrower than that side, the box spans the whole of that dimension: as
+    square as the image allows, and never cutting the region.
+    """
+    if padding < 0:
+        raise InvalidOptionError(f"padding must be >= 0, got {padding}")
     ys, xs = np.nonzero(mask)
     if len(xs) == 0:
         return None
     height, width = mask.shape
     x0, x1 = max(0, int(xs.min()) - padding), min(width, int(xs.max()) + 1 + padding)
     y0, y1 = max(0, int(ys.min()) - padding), min(height, int(ys.max()) + 1 + padding)
-    side = max(x1 - x0, y1 - y0)
-    # A square that cannot fit inside the image would cut the region; the caller then gets the tight box.
-    if square and side <= min(width, height):
-        x0, x1 = _centre_span(x0, x1, side, width)
-        y0, y1 = _centre_span(y0, y1, side, height)
+    if square:
+        side = max(x1 - x0, y1 - y0)
+        x0, x1 = _centre_span(x0, x1, min(side, width), width)
+        y0, y1 = _centre_span(y0, y1, min(side, height), height)
     return x0, y0, x1, y1
 
 
 def _centre_span(lo: int, hi: int, side: int, limit: int) -> tuple[int, int]:
-    """A span of length `side` centred on [lo, hi), shifted to stay inside [0, limit)."""
+    """A span of length side (hi - lo <= side <= limit) centred on [lo, hi), shifted to stay inside [0, limit)."""
     start = (lo + hi - side) // 2
     start = min(max(0, start), limit - side)
     return start, start + side

@@ -25,16 +25,50 @@ NEGATIVE_VOCABULARY: dict[str, str] = {
     "mouth": "extra teeth, deformed teeth, asymmetric mouth",
 }
 
-# When a prompt names one of these values for an attribute, the others of the group become negatives.
-COMPETING_VALUES: dict[str, tuple[tuple[str, ...], ...]] = {
-    "eyes": (("brown", "dark", "black", "blue", "green", "grey", "gray", "hazel", "amber"),),
-    "hair": (
-        ("black", "brown", "blonde", "blond", "red", "auburn", "ginger", "grey", "gray", "white", "silver"),
-        ("purple", "pink", "blue", "green"),
-        ("curly", "straight", "wavy"),
+# Competing values per attribute: groups (colour, texture, ...) of families of words that mean the same value.
+# When a prompt names a family, the other families of its group become negatives, named by their first word
+# ("dark brown eyes" -> "blue eyes, green eyes, grey eyes, ..."); a group the prompt does not touch adds nothing.
+COMPETING_VALUES: dict[str, tuple[tuple[tuple[str, ...], ...], ...]] = {
+    "eyes": (
+        (
+            ("brown", "dark", "black", "chocolate"),
+            ("blue",),
+            ("green", "emerald"),
+            ("grey", "gray", "silver"),
+            ("hazel",),
+            ("amber", "golden"),
+        ),
     ),
-    "eyebrows": (("thick", "thin"), ("dark", "light", "blonde", "black", "brown")),
-    "lips": (("red", "pink", "nude", "rose", "purple", "black", "coral", "plum"), ("matte", "glossy")),
+    "hair": (
+        (
+            ("black", "jet", "raven"),
+            ("brown", "brunette", "chestnut"),
+            ("blonde", "blond", "golden", "platinum"),
+            ("red", "auburn", "ginger", "copper"),
+            ("grey", "gray", "silver", "white"),
+            ("pink",),
+            ("purple", "violet", "lavender"),
+            ("blue", "teal"),
+            ("green",),
+        ),
+        (("curly", "coily", "kinky"), ("straight", "sleek"), ("wavy",)),
+        (("short", "cropped"), ("long",)),
+    ),
+    "eyebrows": (
+        (("thick", "bushy", "full"), ("thin", "sparse", "pencil")),
+        (("dark", "black", "brown"), ("light", "blonde", "blond"), ("grey", "gray", "white")),
+    ),
+    "lips": (
+        (
+            ("red", "crimson", "scarlet", "cherry"),
+            ("pink", "rose"),
+            ("nude", "beige"),
+            ("purple", "plum", "berry", "violet"),
+            ("coral", "orange", "peach"),
+            ("black",),
+        ),
+        (("matte",), ("glossy", "shiny", "gloss")),
+    ),
 }
 
 
@@ -42,13 +76,16 @@ def _terms(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _conflicts(attribute: str, prompt: str) -> list[str]:
-    words = set(re.findall(r"[a-z]+", prompt.lower()))
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]+", text.lower()))
+
+
+def _conflicts(attribute: str, prompt_words: set[str]) -> list[str]:
     out = []
     for group in COMPETING_VALUES.get(attribute, ()):
-        asked = words & set(group)
+        asked = [family for family in group if prompt_words & set(family)]
         if asked:
-            out.extend(f"{value} {attribute}" for value in group if value not in asked)
+            out.extend(f"{family[0]} {attribute}" for family in group if family not in asked)
     return out
 
 
@@ -58,13 +95,13 @@ def negative_prompt(attribute: str, prompt: str, caller_negative: str = "", *, r
     if raw:
         return caller_negative.strip()
     key = attribute.strip().lower()
+    prompt_words = _words(prompt)
     candidates = [
         *_terms(caller_negative),
-        *_conflicts(key, prompt),
+        *_conflicts(key, prompt_words),
         *_terms(NEGATIVE_VOCABULARY.get(key, "")),
         *_terms(BASE_NEGATIVE),
     ]
-    prompt_words = set(re.findall(r"[a-z]+", prompt.lower()))
     seen: set[str] = set()
     kept = []
     for term in candidates:
@@ -72,8 +109,8 @@ def negative_prompt(attribute: str, prompt: str, caller_negative: str = "", *, r
         if folded in seen:
             continue
         seen.add(folded)
-        term_words = set(re.findall(r"[a-z]+", folded))
-        # A vocabulary term the caller asked for ("hat" in "a red hat") would fight the prompt.
+        # A term the prompt asks for ("hat" in "a red hat") would pull against it.
+        term_words = _words(folded)
         if term_words and term_words <= prompt_words:
             continue
         kept.append(term)

@@ -53,10 +53,10 @@ ATTRIBUTE_STRENGTH: dict[str, float] = {"eyebrows": 0.60}
 _CLASS_IDS = {name: i for i, name in enumerate(CLASS_NAMES)}
 
 
-def _unknown(kind: str, name: str, valid: Sequence[str]) -> UnknownNameError:
-    close = difflib.get_close_matches(name, valid, n=1)
+def _unknown(kind: str, plural: str, name: str, valid: Sequence[str]) -> UnknownNameError:
+    close = difflib.get_close_matches(_normalise(name), valid, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return UnknownNameError(f"unknown {kind} {name!r}.{hint} Valid {kind}s: {', '.join(valid)}")
+    return UnknownNameError(f"unknown {kind} {name!r}.{hint} Valid {plural}: {', '.join(valid)}")
 
 
 def _normalise(name: str) -> str:
@@ -70,7 +70,7 @@ def default_strength(attribute: str) -> float:
 def class_id(name: str) -> int:
     key = _normalise(name)
     if key not in _CLASS_IDS:
-        raise _unknown("class", name, CLASS_NAMES)
+        raise _unknown("class", "classes", name, CLASS_NAMES)
     return _CLASS_IDS[key]
 
 
@@ -84,5 +84,5 @@ def resolve_classes(attribute: str, classes: Sequence[str] = ()) -> tuple[int, .
             f"an edit needs an attribute ({', '.join(ATTRIBUTES)}) or explicit class names ({', '.join(CLASS_NAMES)})"
         )
     if key not in ATTRIBUTES:
-        raise _unknown("attribute", attribute, tuple(ATTRIBUTES))
+        raise _unknown("attribute", "attributes", attribute, tuple(ATTRIBUTES))
     return ATTRIBUTES[key]

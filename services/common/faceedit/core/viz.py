@@ -20,10 +20,17 @@ def tab20_palette() -> np.ndarray:
     return palette
 
 
+@cache
+def _lookup() -> np.ndarray:
+    """tab20 for the 19 classes, black for every other uint8 value: one gather colours a whole label map."""
+    table = np.vstack([tab20_palette(), np.zeros((256 - len(CLASS_NAMES), 3), np.uint8)])
+    table.setflags(write=False)
+    return table
+
+
 def colorize(labels: np.ndarray) -> np.ndarray:
-    """(H,W) class ids -> (H,W,3) RGB; ids beyond the palette render black."""
-    palette = np.vstack([tab20_palette(), np.zeros((256 - len(CLASS_NAMES), 3), np.uint8)])
-    return palette[labels]
+    """(H,W) uint8 class ids -> (H,W,3) RGB; ids beyond the palette render black."""
+    return _lookup()[labels]
 
 
 def overlay(

@@ -293,7 +293,9 @@ class MaskOptions(_message.Message):
 
     @_builtins.property
     def extra_mask(self) -> Global___EncodedImage:
-        """Optional caller mask (PNG/JPEG/WebP, greyscale or RGB; > 127 means "edit"), caller's image size."""
+        """Optional caller mask (PNG/JPEG/WebP, greyscale or RGB; > 127 means "edit"), caller's image size.
+        Transparent pixels count as keep; EXIF orientation is applied as for the image.
+        """
 
     def __init__(
         self,

@@ -1,0 +1,35 @@
+"""The orchestrator's Prometheus metrics: calls by method and status, end-to-end latency, time per stage."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from faceedit.v1 import face_editor_pb2 as fe
+
+STAGES = ("decode", "parse", "mask", "inpaint", "composite", "encode")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "faceedit_requests", "Calls by method and gRPC code", ["method", "code"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "faceedit_latency_seconds",
+            "End-to-end latency",
+            ["method"],
+            registry=self.registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128),
+        )
+        self.stage = Histogram(
+            "faceedit_stage_seconds",
+            "Time per stage of a whole request (summed over its edits)",
+            ["stage"],
+            registry=self.registry,
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 4, 16, 64),
+        )
+
+    def observe_stages(self, response: fe.EditFaceResponse) -> None:
+        for stage in STAGES:
+            self.stage.labels(stage).observe(getattr(response.timings, f"{stage}_ms") / 1000)

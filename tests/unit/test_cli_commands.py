@@ -1,0 +1,95 @@
+"""The `faceedit` command's pure parts: argument parsing, request building, demo edit choice, the cascade figure."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceedit.cli.commands import build_request, parse_edit
+from faceedit.cli.demo import CASCADE, choose_edits
+from faceedit.cli.grid import write_grid
+from faceedit.cli.main import build_parser
+from faceedit.core.imageio import decode_image, encode_image
+from faceedit.core.taxonomy import CLASS_NAMES
+from faceedit.v1 import face_editor_pb2 as fe
+from faceedit.v1 import types_pb2
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("hair=curly auburn hair", ("hair", "curly auburn hair")),
+        ("lips: matte dusty-rose lipstick", ("lips", "matte dusty-rose lipstick")),
+        (" eyes = green eyes, 4k ", ("eyes", "green eyes, 4k")),
+        ("hair=ratio 16:9 poster", ("hair", "ratio 16:9 poster")),  # the first separator splits
+    ],
+)
+def test_parse_edit(text: str, expected: tuple[str, str]) -> None:
+    assert parse_edit(text) == expected
+
+
+@pytest.mark.parametrize("text", ["hair", "=red hair", "hair=", "  :  "])
+def test_parse_edit_rejects_what_is_not_attribute_equals_prompt(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="expected ATTRIBUTE=PROMPT"):
+        parse_edit(text)
+
+
+def test_every_subcommand_is_registered() -> None:
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"up", "edit", "parse", "attributes", "demo", "bench", "eval"} <= set(subparsers.choices)
+
+
+def test_edit_flags_become_one_request_with_only_the_knobs_given() -> None:
+    edits = ["-e", "hair=red hair", "-e", "lips:pink lipstick"]
+    knobs = ["--steps", "20", "--seed", "7", "--format", "jpeg", "--quality", "80"]
+    args = build_parser().parse_args(["edit", "in.png", "-o", "out.jpg", *edits, *knobs])
+    request = build_request(args, b"png bytes", return_masks=True)
+    assert [(e.attribute, e.prompt) for e in request.edits] == [("hair", "red hair"), ("lips", "pink lipstick")]
+    for edit in request.edits:
+        assert edit.num_inference_steps == 20 and edit.seed == 7
+        assert not edit.HasField("strength") and not edit.HasField("guidance_scale")  # server defaults apply
+    assert request.image.data == b"png bytes" and request.return_masks
+    assert request.output_format == types_pb2.IMAGE_FORMAT_JPEG and request.output_quality == 80
+    plain = build_request(build_parser().parse_args(["edit", "a.png", "-o", "b.png", "-e", "hair=x"]), b"", False)
+    assert not plain.HasField("output_quality") and plain.output_format == types_pb2.IMAGE_FORMAT_PNG
+
+
+def _parse(fractions: dict[str, float]) -> fe.ParseFaceResponse:
+    rows = sorted(fractions.items(), key=lambda kv: -kv[1])
+    return fe.ParseFaceResponse(
+        coverage=[fe.ClassCoverage(class_id=CLASS_NAMES.index(n), name=n, fraction=f) for n, f in rows]
+    )
+
+
+def test_demo_keeps_the_thesis_cascade_when_its_regions_are_present() -> None:
+    parse = _parse({"hair": 0.2, "u_lip": 0.004, "l_lip": 0.004, "l_brow": 0.003, "skin": 0.4})
+    assert choose_edits(parse) == CASCADE
+
+
+def test_demo_falls_back_to_the_largest_present_attributes() -> None:
+    # No lips, brows below the 0.2% the demo asks for: hair stays, skin and clothing (largest) fill in.
+    parse = _parse({"hair": 0.2, "l_brow": 0.0005, "skin": 0.4, "cloth": 0.3, "nose": 0.01})
+    assert [a for a, *_ in choose_edits(parse)] == ["hair", "skin", "clothing"]
+    assert choose_edits(_parse({"background": 1.0})) == []
+
+
+def _png(array: np.ndarray) -> types_pb2.EncodedImage:
+    return types_pb2.EncodedImage(data=encode_image(array))
+
+
+def test_grid_has_one_row_of_four_panels_per_step(tmp_path: Path) -> None:
+    original = np.full((60, 40, 3), 200, np.uint8)
+    mask = np.zeros((60, 40), np.uint8)
+    mask[10:30, 10:30] = 255
+    steps = [
+        fe.EditStepResult(
+            index=i, attribute=a, coverage=0.1, mask=_png(mask), parse_map=_png(original), image=_png(original // 2)
+        )
+        for i, a in enumerate(["hair", "lips"])
+    ]
+    out = write_grid(original, fe.EditFaceResponse(steps=steps), ["red hair", "pink lips"], tmp_path / "g" / "grid.png")
+    figure = decode_image(out.read_bytes())
+    assert figure.shape[1] == 1200 and figure.shape[0] == pytest.approx(2 * 320, abs=2)  # 12 x 3.2 in per row
