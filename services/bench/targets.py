@@ -61,12 +61,20 @@ def present_class(address: str, image: np.ndarray) -> str:
 
 
 def editface_target(
-    address: str, image: np.ndarray, edits: list[fe.Edit], *, timeout_s: float, output_format: str = "png"
+    address: str,
+    image: np.ndarray,
+    edits: list[fe.Edit],
+    *,
+    timeout_s: float,
+    output_format: str = "png",
+    input_format: str = "png",
 ) -> Target:
     channel = grpc.aio.insecure_channel(address, options=channel_options())
     stub = face_editor_pb2_grpc.FaceEditorStub(channel)
     request = fe.EditFaceRequest(
-        image=types_pb2.EncodedImage(data=encode_image(image)), edits=edits, output_format=FORMATS[output_format]
+        image=types_pb2.EncodedImage(data=encode_image(image, input_format)),
+        edits=edits,
+        output_format=FORMATS[output_format],
     )
 
     async def call() -> dict[str, float]:

@@ -71,6 +71,7 @@ def _add_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=_ints, default=[1, 8], help="parser: concurrency levels")
     p.add_argument("--server", help="overhead: measure this running orchestrator instead of a tiny local stack")
     p.add_argument("--format", choices=["png", "jpeg"], default="png", help="overhead: response image format")
+    p.add_argument("--input-format", choices=["png", "jpeg"], default="png", help="overhead: request image format")
     p.add_argument("--out", type=Path, default=Path("out/compare"), help="directory for the JSON result")
     p.set_defaults(handler=run_compare)
 
@@ -123,6 +124,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--steps", type=_count, default=4, help="denoising steps per edit (default 4)")
     p.add_argument("--format", choices=["png", "jpeg"], default="png", help="editface: response image format")
+    p.add_argument("--input-format", choices=["png", "jpeg"], default="png", help="editface: request image format")
     p.add_argument("--parser-size", type=_count, default=512, help="parser target: letterboxed input size")
     p.add_argument("--parser-model-name", default="face_parser", help="parser target: Triton model name")
     p.add_argument("--timeout", type=_seconds, default=600.0, help="per-request deadline in seconds (default 600)")
@@ -155,7 +157,9 @@ def _make_target(args: argparse.Namespace) -> Target:
                 mask=types_pb2.MaskOptions(classes=[present_class(args.server, image)]),
             )
         ]
-    return editface_target(args.server, image, edits, timeout_s=args.timeout, output_format=args.format)
+    return editface_target(
+        args.server, image, edits, timeout_s=args.timeout, output_format=args.format, input_format=args.input_format
+    )
 
 
 async def _sweep(args: argparse.Namespace) -> list[dict]:
@@ -219,15 +223,21 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def _overhead(args: argparse.Namespace) -> dict:
-    options = {"requests": args.requests or 20, "size": args.size or 512, "steps": args.steps}
+    options = {
+        "requests": args.requests or 20,
+        "size": args.size or 512,
+        "steps": args.steps,
+        "output_format": args.format,
+        "input_format": args.input_format,
+    }
     if args.server:
-        return compare.run_overhead_benchmark(args.server, output_format=args.format, **options)
+        return compare.run_overhead_benchmark(args.server, **options)
     from faceedit.cli.stack import LocalStack, StackConfig
     from faceedit.parser.launcher import free_port
 
     stack = LocalStack(StackConfig(port=free_port(), working_size=512)).start()
     try:
-        return compare.run_overhead_benchmark(stack.address, output_format=args.format, **options)
+        return compare.run_overhead_benchmark(stack.address, **options)
     finally:
         stack.stop()
 

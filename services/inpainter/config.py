@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from faceedit.config import env_flag, parse_bool
+from faceedit.config import env_flag, parse_bool, server_flags
 from faceedit.serving import DEFAULT_MAX_MESSAGE_BYTES
 
 
@@ -17,16 +17,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         required=True,
         help="diffusers inpainting pipeline: hub id (diffusers/stable-diffusion-xl-1.0-inpainting-0.1) or dir",
     )
-    env_flag(p, "--host", env="FACEEDIT_HOST", default="127.0.0.1", help="address to bind (0.0.0.0 in containers)")
-    env_flag(p, "--port", env="FACEEDIT_PORT", default=50052, type=int, help="gRPC port (0 picks a free one)")
-    env_flag(
-        p,
-        "--metrics-port",
-        env="FACEEDIT_METRICS_PORT",
-        default=9100,
-        type=int,
-        help="Prometheus /metrics HTTP port (-1 disables)",
-    )
+    server_flags(p, port=50052, metrics_port=9100)
     env_flag(p, "--device", env="FACEEDIT_DEVICE", default="auto", help="auto, cpu, cuda or cuda:N")
     env_flag(
         p,

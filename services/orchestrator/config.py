@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from faceedit.config import env_flag
+from faceedit.config import env_flag, server_flags
 from faceedit.core.imageio import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from faceedit.serving import DEFAULT_MAX_MESSAGE_BYTES
 
@@ -40,16 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         help="square size images are letterboxed to for parsing (one size per deployment)",
     )
-    env_flag(p, "--host", env="FACEEDIT_HOST", default="127.0.0.1", help="address to bind (0.0.0.0 in containers)")
-    env_flag(p, "--port", env="FACEEDIT_PORT", default=50051, type=int, help="gRPC port (0 picks a free one)")
-    env_flag(
-        p,
-        "--metrics-port",
-        env="FACEEDIT_METRICS_PORT",
-        default=9101,
-        type=int,
-        help="Prometheus /metrics HTTP port (-1 disables)",
-    )
+    server_flags(p, port=50051, metrics_port=9101)
     env_flag(
         p,
         "--max-message-bytes",

@@ -102,11 +102,12 @@ def test_inpainter_target(inpainter_server: ServiceProcess, tmp_path: Path) -> N
 def test_compare_overhead_against_a_running_stack(editor_stack: ServiceProcess, tmp_path: Path) -> None:
     result = _run(
         "bench", "compare", "overhead", "--server", editor_stack.address, "--requests", "2", "--size", "96",
-        "--steps", "2", "--format", "jpeg", "--out", str(tmp_path),
+        "--steps", "2", "--format", "jpeg", "--input-format", "jpeg", "--out", str(tmp_path),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "overhead p50" in result.stdout
     report = json.loads((tmp_path / "overhead.json").read_text())
-    assert report["comparison"] == "overhead" and report["errors"] == {} and report["output_format"] == "jpeg"
+    assert report["comparison"] == "overhead" and report["errors"] == {}
+    assert report["output_format"] == report["input_format"] == "jpeg" and "96x96 jpeg -> jpeg" in result.stdout
     assert 0 < report["overhead_p50_ms"] < report["e2e_p50_ms"]
     assert report["overhead_fraction"] == report["overhead_p50_ms"] / report["e2e_p50_ms"]

@@ -26,6 +26,14 @@ def test_compare_is_reachable_under_bench_and_on_its_own(prefix: list[str]) -> N
     args = build_parser().parse_args([*prefix, "crop", "--steps", "8", "--working-size", "512"])
     assert args.handler is bench.run_compare and args.which == "crop"
     assert (args.steps, args.working_size, args.concurrency) == (8, 512, [1, 8])
+    assert (args.format, args.input_format) == ("png", "png")
+
+
+def test_overhead_takes_the_request_and_response_image_formats() -> None:
+    args = build_parser().parse_args(["compare", "overhead", "--input-format", "jpeg", "--format", "jpeg"])
+    assert (args.which, args.input_format, args.format) == ("overhead", "jpeg", "jpeg")
+    args = build_parser().parse_args(["bench", "--input-format", "jpeg"])
+    assert args.input_format == "jpeg"
 
 
 @pytest.mark.parametrize(

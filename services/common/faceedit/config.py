@@ -41,6 +41,20 @@ def env_flag(
     )
 
 
+def server_flags(parser: argparse.ArgumentParser, *, port: int, metrics_port: int) -> None:
+    """--host, --port and --metrics-port, the same three flags and env vars for every gRPC service."""
+    env_flag(parser, "--host", env="FACEEDIT_HOST", default="127.0.0.1", help="address to bind (0.0.0.0 in containers)")
+    env_flag(parser, "--port", env="FACEEDIT_PORT", default=port, type=int, help="gRPC port (0 picks a free one)")
+    env_flag(
+        parser,
+        "--metrics-port",
+        env="FACEEDIT_METRICS_PORT",
+        default=metrics_port,
+        type=int,
+        help="Prometheus /metrics HTTP port (-1 disables)",
+    )
+
+
 def parse_bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
