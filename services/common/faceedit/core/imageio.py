@@ -77,11 +77,6 @@ def _displayed_size(img: Image.Image) -> tuple[int, int]:
     return (height, width) if _orientation(img) in _SWAPS_SIDES else (width, height)
 
 
-def _upright(img: Image.Image) -> Image.Image:
-    method = _UPRIGHT.get(_orientation(img))
-    return img if method is None else img.transpose(method)
-
-
 def _flatten(img: Image.Image, background: int) -> Image.Image:
     """RGB with transparency composited on a grey-level background, 16-bit greys scaled to 8 bits."""
     if img.mode.startswith("I;16") or img.mode == "I":
@@ -94,6 +89,16 @@ def _flatten(img: Image.Image, background: int) -> Image.Image:
         flat = Image.new("RGBA", img.size, (background, background, background, 255))
         return Image.alpha_composite(flat, img).convert("RGB")
     return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def _decoded(img: Image.Image, background: int, what: str) -> Image.Image:
+    """All pixels decoded (so truncation surfaces here, not halfway through a later stage), upright, flattened."""
+    try:
+        img.load()
+        method = _UPRIGHT.get(_orientation(img))
+        return _flatten(img if method is None else img.transpose(method), background)
+    except _DECODE_ERRORS as exc:
+        raise ImageError(f"{what} data is corrupt or truncated ({exc}); {_SEND}") from None
 
 
 def decode_image(
@@ -109,12 +114,7 @@ def decode_image(
             raise ImageError(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
         if min(width, height) < MIN_SIDE:
             raise ImageError(f"image is {width}x{height}; both sides must be at least {MIN_SIDE} pixels")
-        try:
-            img.load()  # a full decode, so truncation surfaces here and not halfway through a later stage
-            rgb = _flatten(_upright(img), 255)
-        except _DECODE_ERRORS as exc:
-            raise ImageError(f"image data is corrupt or truncated ({exc}); {_SEND}") from None
-        return np.array(rgb, dtype=np.uint8)
+        return np.array(_decoded(img, 255, "image"), dtype=np.uint8)
 
 
 def encode_image(image: np.ndarray, fmt: str = "png", *, quality: int = 95) -> bytes:
@@ -150,9 +150,5 @@ def decode_mask(data: bytes, size: tuple[int, int], *, max_bytes: int = DEFAULT_
         found = _displayed_size(img)
         if found != tuple(size):
             raise ImageError(f"mask is {found[0]}x{found[1]} but the image is {size[0]}x{size[1]}; they must match")
-        try:
-            img.load()
-            grey = np.asarray(_flatten(_upright(img), 0).convert("L"), dtype=np.uint8)
-        except _DECODE_ERRORS as exc:
-            raise ImageError(f"mask data is corrupt or truncated ({exc}); {_SEND}") from None
+        grey = np.asarray(_decoded(img, 0, "mask").convert("L"), dtype=np.uint8)
     return np.where(grey > 127, 255, 0).astype(np.uint8)
