@@ -13,6 +13,7 @@ from tqdm import tqdm
 from faceedit.bench import compare, report
 from faceedit.bench.loadgen import run_level
 from faceedit.bench.targets import Target, editface_target, inpainter_target, parser_target, portrait, present_class
+from faceedit.cli.argtypes import count, counts, non_negative, positive, rates
 from faceedit.cli.commands import parse_edit
 from faceedit.config import env_flag
 from faceedit.core.imageio import decode_image
@@ -20,40 +21,10 @@ from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import types_pb2
 
 
-def _positive(kind: type, text: str) -> float:
-    value = kind(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
-    return value
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(_positive(int, x)) for x in text.split(",") if x.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected positive integers like 1,2,4, got {text!r}") from exc
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(_positive(float, x)) for x in text.split(",") if x.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected positive numbers like 0.5,1,2, got {text!r}") from exc
-
-
-def _count(text: str) -> int:
-    return int(_positive(int, text))
-
-
-def _seconds(text: str) -> float:
-    return float(_positive(float, text))
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text!r}")
-    return value
+def _format_flags(p: argparse.ArgumentParser, scope: str) -> None:
+    """The encodings of EditFace's request and response: decoding and encoding them is part of the overhead."""
+    p.add_argument("--format", choices=["png", "jpeg"], default="png", help=f"{scope}: response image format")
+    p.add_argument("--input-format", choices=["png", "jpeg"], default="png", help=f"{scope}: request image format")
 
 
 def _add_compare(p: argparse.ArgumentParser) -> None:
@@ -64,14 +35,13 @@ def _add_compare(p: argparse.ArgumentParser) -> None:
         "(latency); overhead: EditFace end to end minus parse + inpaint compute; batching: micro-batched vs "
         "one-by-one inpainting",
     )
-    p.add_argument("--requests", type=_count, default=None, help="requests per side (parser 48, overhead 20)")
-    p.add_argument("--size", type=_count, default=None, help="image size (parser/overhead 512, crop 1024)")
-    p.add_argument("--working-size", type=_count, default=1024, help="crop: inpainting working size")
-    p.add_argument("--steps", type=_count, default=4, help="crop/overhead/batching: denoising steps")
-    p.add_argument("--concurrency", type=_ints, default=[1, 8], help="parser: concurrency levels")
+    p.add_argument("--requests", type=count, default=None, help="requests per side (parser 48, overhead 20)")
+    p.add_argument("--size", type=count, default=None, help="image size (parser/overhead 512, crop 1024)")
+    p.add_argument("--working-size", type=count, default=1024, help="crop: inpainting working size")
+    p.add_argument("--steps", type=count, default=4, help="crop/overhead/batching: denoising steps")
+    p.add_argument("--concurrency", type=counts, default=[1, 8], help="parser: concurrency levels")
     p.add_argument("--server", help="overhead: measure this running orchestrator instead of a tiny local stack")
-    p.add_argument("--format", choices=["png", "jpeg"], default="png", help="overhead: response image format")
-    p.add_argument("--input-format", choices=["png", "jpeg"], default="png", help="overhead: request image format")
+    _format_flags(p, "overhead")
     p.add_argument("--out", type=Path, default=Path("out/compare"), help="directory for the JSON result")
     p.set_defaults(handler=run_compare)
 
@@ -99,21 +69,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="address of the target: orchestrator, Triton gRPC, or inpainter",
     )
     p.add_argument(
-        "--concurrency", type=_ints, default=[1, 2, 4], help="closed-loop sweep, e.g. 1,2,4,8,16 (default 1,2,4)"
+        "--concurrency", type=counts, default=[1, 2, 4], help="closed-loop sweep, e.g. 1,2,4,8,16 (default 1,2,4)"
     )
-    p.add_argument("--rate", type=_floats, help="open-loop rates in req/s, e.g. 0.5,1,2 (replaces --concurrency)")
+    p.add_argument("--rate", type=rates, help="open-loop rates in req/s, e.g. 0.5,1,2 (replaces --concurrency)")
     p.add_argument("--fixed-interval", action="store_true", help="open loop: fixed gaps instead of Poisson arrivals")
-    p.add_argument("--requests", type=_count, default=20, help="measured requests per level (default 20)")
+    p.add_argument("--requests", type=count, default=20, help="measured requests per level (default 20)")
     p.add_argument(
         "--duration",
-        type=_seconds,
+        type=positive,
         help="seconds per level instead of --requests (open loop: rate x duration requests)",
     )
     p.add_argument(
-        "--warmup", type=_non_negative, default=2, help="requests per level sent first and not measured (default 2)"
+        "--warmup", type=non_negative, default=2, help="requests per level sent first and not measured (default 2)"
     )
     p.add_argument("--image", type=Path, help="portrait file (default: skimage's astronaut at --size)")
-    p.add_argument("--size", type=_count, default=512, help="size of the bundled portrait (default 512)")
+    p.add_argument("--size", type=count, default=512, help="size of the bundled portrait (default 512)")
     p.add_argument(
         "-e",
         "--edit",
@@ -122,12 +92,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         help="ATTRIBUTE=PROMPT, repeatable (editface); default: one edit of the largest class the parser finds",
     )
-    p.add_argument("--steps", type=_count, default=4, help="denoising steps per edit (default 4)")
-    p.add_argument("--format", choices=["png", "jpeg"], default="png", help="editface: response image format")
-    p.add_argument("--input-format", choices=["png", "jpeg"], default="png", help="editface: request image format")
-    p.add_argument("--parser-size", type=_count, default=512, help="parser target: letterboxed input size")
+    p.add_argument("--steps", type=count, default=4, help="denoising steps per edit (default 4)")
+    _format_flags(p, "editface")
+    p.add_argument("--parser-size", type=count, default=512, help="parser target: letterboxed input size")
     p.add_argument("--parser-model-name", default="face_parser", help="parser target: Triton model name")
-    p.add_argument("--timeout", type=_seconds, default=600.0, help="per-request deadline in seconds (default 600)")
+    p.add_argument("--timeout", type=positive, default=600.0, help="per-request deadline in seconds (default 600)")
     p.add_argument("--out", type=Path, default=Path("out/bench"), help="directory for JSON, CSV and plots")
     p.set_defaults(handler=run_bench)
     nested = p.add_subparsers(dest="bench_command", metavar="compare")

@@ -5,15 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from faceedit.cli.argtypes import count
 from faceedit.cli.commands import parse_edit
 from faceedit.config import env_flag
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,8 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         help="ATTRIBUTE=PROMPT overriding the thesis's annexure-10 prompt",
     )
-    p.add_argument("--steps", type=_count, default=50, help="denoising steps per edit (default 50, as the thesis)")
-    p.add_argument("--limit", type=_count, default=100, help="at most this many portraits (default 100)")
+    p.add_argument("--steps", type=count, default=50, help="denoising steps per edit (default 50, as the thesis)")
+    p.add_argument("--limit", type=count, default=100, help="at most this many portraits (default 100)")
     p.add_argument(
         "--lpips-weights",
         help="directory holding alexnet.pth (torchvision AlexNet state dict) and lpips_alex.pth (lpips v0.1 "

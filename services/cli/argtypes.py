@@ -1,0 +1,43 @@
+"""argparse value types the faceedit commands share: a bad value fails at parse time, naming its flag."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _positive(kind: type, text: str, what: str) -> float:
+    value = kind(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive {what}, got {text!r}")
+    return value
+
+
+def count(text: str) -> int:
+    return int(_positive(int, text, "integer"))
+
+
+def positive(text: str) -> float:
+    return float(_positive(float, text, "number"))
+
+
+def non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text!r}")
+    return value
+
+
+def counts(text: str) -> list[int]:
+    """A comma-separated list of positive integers, e.g. a concurrency sweep 1,2,4."""
+    try:
+        return [count(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected positive integers like 1,2,4, got {text!r}") from exc
+
+
+def rates(text: str) -> list[float]:
+    """A comma-separated list of positive numbers, e.g. open-loop rates 0.5,1,2."""
+    try:
+        return [positive(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected positive numbers like 0.5,1,2, got {text!r}") from exc
