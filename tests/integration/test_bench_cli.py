@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from faceedit.parser.launcher import TritonServer
 from faceedit.process import ServiceProcess
+from tests.helpers import run_faceedit
 
-FACEEDIT = [sys.executable, "-m", "faceedit.cli.main"]
 SMALL = ("--steps", "2", "--size", "96")
-
-
-def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([*FACEEDIT, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def _levels(out: Path) -> list[dict]:
@@ -27,7 +21,7 @@ def _levels(out: Path) -> list[dict]:
 
 def test_closed_loop_sweep_writes_table_json_csv_and_plots(editor_stack: ServiceProcess, tmp_path: Path) -> None:
     out = tmp_path / "bench"
-    result = _run(
+    result = run_faceedit(
         "bench", "--server", editor_stack.address, "--concurrency", "1,2", "--requests", "3", "--warmup", "1",
         *SMALL, "--out", str(out),
     )  # fmt: skip
@@ -55,7 +49,7 @@ def test_closed_loop_sweep_writes_table_json_csv_and_plots(editor_stack: Service
 
 
 def test_open_loop_counts_add_up(editor_stack: ServiceProcess, tmp_path: Path) -> None:
-    result = _run(
+    result = run_faceedit(
         "bench", "--server", editor_stack.address, "--rate", "4", "--fixed-interval", "--requests", "3",
         "--warmup", "0", *SMALL, "--out", str(tmp_path),
     )  # fmt: skip
@@ -67,7 +61,7 @@ def test_open_loop_counts_add_up(editor_stack: ServiceProcess, tmp_path: Path) -
 
 def test_failures_are_counted_by_grpc_status(editor_stack: ServiceProcess, tmp_path: Path) -> None:
     # The server refuses an unknown attribute before any work, so every request fails fast and the same way.
-    result = _run(
+    result = run_faceedit(
         "bench", "--server", editor_stack.address, "-e", "tail=fluffy", "--concurrency", "2", "--requests", "4",
         "--warmup", "0", *SMALL, "--out", str(tmp_path),
     )  # fmt: skip
@@ -77,7 +71,7 @@ def test_failures_are_counted_by_grpc_status(editor_stack: ServiceProcess, tmp_p
 
 
 def test_parser_target_reports_tritons_own_stage_times(triton_server: TritonServer, tmp_path: Path) -> None:
-    result = _run(
+    result = run_faceedit(
         "bench", "--target", "parser", "--server", triton_server.grpc_url, "--parser-size", "128",
         "--concurrency", "1,2", "--requests", "4", "--warmup", "1", "--size", "96", "--out", str(tmp_path),
     )  # fmt: skip
@@ -89,7 +83,7 @@ def test_parser_target_reports_tritons_own_stage_times(triton_server: TritonServ
 
 
 def test_inpainter_target(inpainter_server: ServiceProcess, tmp_path: Path) -> None:
-    result = _run(
+    result = run_faceedit(
         "bench", "--target", "inpainter", "--server", inpainter_server.address, "--concurrency", "1",
         "--requests", "2", "--warmup", "0", *SMALL, "--out", str(tmp_path),
     )  # fmt: skip
@@ -100,7 +94,7 @@ def test_inpainter_target(inpainter_server: ServiceProcess, tmp_path: Path) -> N
 
 
 def test_compare_overhead_against_a_running_stack(editor_stack: ServiceProcess, tmp_path: Path) -> None:
-    result = _run(
+    result = run_faceedit(
         "bench", "compare", "overhead", "--server", editor_stack.address, "--requests", "2", "--size", "96",
         "--steps", "2", "--format", "jpeg", "--input-format", "jpeg", "--out", str(tmp_path),
     )  # fmt: skip

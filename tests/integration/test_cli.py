@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,13 +18,8 @@ from faceedit.parser.launcher import free_port
 from faceedit.process import ServiceProcess, health_status
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, types_pb2
+from tests.helpers import FACEEDIT, run_faceedit
 from tests.integration.test_editface_e2e import _portrait, _stub
-
-FACEEDIT = [sys.executable, "-m", "faceedit.cli.main"]
-
-
-def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([*FACEEDIT, *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +30,10 @@ def portrait_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_attributes_and_parse(editor_stack: ServiceProcess, portrait_file: Path, tmp_path: Path) -> None:
-    listed = _run("attributes", "--server", editor_stack.address)
+    listed = run_faceedit("attributes", "--server", editor_stack.address)
     assert listed.returncode == 0, listed.stderr
     assert "lips" in listed.stdout and "guidance 12.0" in listed.stdout
-    parsed = _run("parse", str(portrait_file), "--server", editor_stack.address, "-o", str(tmp_path))
+    parsed = run_faceedit("parse", str(portrait_file), "--server", editor_stack.address, "-o", str(tmp_path))
     assert parsed.returncode == 0, parsed.stderr
     assert "attributes present:" in parsed.stdout
     assert decode_image((tmp_path / "labels.png").read_bytes()).shape[:2] == (180, 120)
@@ -51,7 +45,7 @@ def test_edit_writes_the_result_and_the_grid(editor_stack: ServiceProcess, portr
     fraction = {c.class_id: c.fraction for c in response.coverage}
     largest = max(ATTRIBUTES, key=lambda a: sum(fraction.get(i, 0.0) for i in ATTRIBUTES[a]))
     out = tmp_path / "edited.png"
-    result = _run(
+    result = run_faceedit(
         "edit",
         str(portrait_file),
         "-e",
@@ -74,7 +68,7 @@ def test_edit_writes_the_result_and_the_grid(editor_stack: ServiceProcess, portr
 def test_edit_reports_errors_with_their_status(
     editor_stack: ServiceProcess, portrait_file: Path, tmp_path: Path
 ) -> None:
-    result = _run(
+    result = run_faceedit(
         "edit", str(portrait_file), "-e", "hiar=red", "--server", editor_stack.address, "-o", str(tmp_path / "x.png")
     )
     assert result.returncode == 1

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +10,7 @@ from skimage import data as samples
 
 from faceedit.core.imageio import decode_image
 from faceedit.process import health_status
+from tests.helpers import run_faceedit
 
 
 def test_demo_runs_the_cascade_on_the_astronaut_and_stops_its_stack(
@@ -23,12 +22,7 @@ def test_demo_runs_the_cascade_on_the_astronaut_and_stops_its_stack(
     (models / "inpaint-tiny").symlink_to(tiny_inpaint_model)
     out = tmp_path / "out"
     argv = ["demo", "--out", str(out), "--models-dir", str(models), "--steps", "2"]
-    result = subprocess.run(
-        [sys.executable, "-m", "faceedit.cli.main", *argv, "--working-size", "128", "--parser-size", "128"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_faceedit(*argv, "--working-size", "128", "--parser-size", "128")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "TINY RANDOM models" in result.stdout and "--inpaint-model" in result.stdout  # says what it is
     cascade = next(line for line in result.stdout.splitlines() if line.startswith("cascade:"))

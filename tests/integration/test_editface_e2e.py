@@ -23,6 +23,7 @@ from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, types_pb2
 from tests.fixtures.inpainter import start_inpainter
 from tests.fixtures.stack import start_orchestrator
+from tests.helpers import metric_value
 
 STEPS = 3
 
@@ -277,12 +278,6 @@ def test_inpainter_down_is_unavailable_within_the_deadline(triton_server: Triton
         orchestrator.stop()
 
 
-def _metric(url: str, sample: str) -> float:
-    text = urllib.request.urlopen(url, timeout=5).read().decode()
-    match = re.search(rf"^{re.escape(sample)} ([0-9.e+]+)$", text, re.M)
-    return float(match[1]) if match else 0.0
-
-
 @pytest.mark.parametrize("method", ["EditFace", "StreamEditFace"])
 def test_a_cancelled_call_cancels_the_inpainting_it_started(
     editor_stack: ServiceProcess, inpainter_server: ServiceProcess, method: str
@@ -292,7 +287,7 @@ def test_a_cancelled_call_cancels_the_inpainting_it_started(
     cancelled = f'faceedit_requests_total{{code="CANCELLED",method="{method}"}}'
     steps = "faceedit_inpainter_denoise_steps_total"
     before = {
-        name: _metric(url, name)
+        name: metric_value(url, name)
         for name, url in [
             (downstream_cancelled, inpainter_server.metrics_url),
             (steps, inpainter_server.metrics_url),
@@ -307,17 +302,17 @@ def test_a_cancelled_call_cancels_the_inpainting_it_started(
     )
     if method == "EditFace":
         call = stub.EditFace.future(request, timeout=120)
-        _wait_for(lambda: _metric(inpainter_server.metrics_url, steps) > before[steps], "denoising to start")
+        _wait_for(lambda: metric_value(inpainter_server.metrics_url, steps) > before[steps], "denoising to start")
     else:
         call = stub.StreamEditFace(request, timeout=120)
         assert next(e for e in call if e.HasField("progress")).progress.step == 1
     call.cancel()
     _wait_for(
-        lambda: _metric(inpainter_server.metrics_url, downstream_cancelled) > before[downstream_cancelled],
+        lambda: metric_value(inpainter_server.metrics_url, downstream_cancelled) > before[downstream_cancelled],
         "the inpainter to see its call cancelled",
     )
-    _wait_for(lambda: _metric(editor_stack.metrics_url, cancelled) > before[cancelled], "the CANCELLED count")
-    assert 1 <= _metric(inpainter_server.metrics_url, steps) - before[steps] < 150  # stopped long before the end
+    _wait_for(lambda: metric_value(editor_stack.metrics_url, cancelled) > before[cancelled], "the CANCELLED count")
+    assert 1 <= metric_value(inpainter_server.metrics_url, steps) - before[steps] < 150  # stopped long before the end
     assert len(stub.EditFace(fe.EditFaceRequest(image=request.image, edits=[_edit(target)])).steps) == 1
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import grpc
@@ -19,12 +17,7 @@ from faceedit.process import ServiceProcess
 from faceedit.serving import channel_options
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, types_pb2
-
-FACEEDIT = [sys.executable, "-m", "faceedit.cli.main"]
-
-
-def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([*FACEEDIT, *args], capture_output=True, text=True, timeout=timeout)
+from tests.helpers import run_faceedit
 
 
 def test_eval_reports_ssim_of_one_outside_every_mask(editor_stack: ServiceProcess, tmp_path: Path) -> None:
@@ -41,7 +34,7 @@ def test_eval_reports_ssim_of_one_outside_every_mask(editor_stack: ServiceProces
             present.append(set(parsed.attributes_present))
     chosen = sorted(present[0] & present[1] or present[0] | present[1])[:2]
     out = tmp_path / "eval"
-    result = _run(
+    result = run_faceedit(
         "eval", str(folder), "--server", editor_stack.address, "--attributes", ",".join(chosen),
         "--prompt", f"{chosen[0]}=a test prompt", "--steps", "2", "--random-init-metrics", "--out", str(out),
     )  # fmt: skip
@@ -75,7 +68,7 @@ def test_eval_without_weights_says_what_it_cannot_compute(editor_stack: ServiceP
         parsed = stub.ParseFace(fe.ParseFaceRequest(image=types_pb2.EncodedImage(data=data)), timeout=60)
     attribute = sorted(parsed.attributes_present)[0]
     out = tmp_path / "eval"
-    result = _run(
+    result = run_faceedit(
         "eval", str(folder), "--server", editor_stack.address, "--attributes", attribute, "--steps", "2",
         "--out", str(out),
     )  # fmt: skip

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 import time
-import urllib.request
 from pathlib import Path
 
 import grpc
@@ -17,6 +15,7 @@ from faceedit.rawimage import from_raw, to_raw
 from faceedit.serving import channel_options
 from faceedit.v1 import inpainter_pb2, inpainter_pb2_grpc, types_pb2
 from tests.fixtures.inpainter import start_inpainter
+from tests.helpers import metric_value
 
 STEPS = 3
 
@@ -38,12 +37,6 @@ def _request(image: np.ndarray, mask: np.ndarray, **kwargs) -> inpainter_pb2.Inp
     return inpainter_pb2.InpaintRequest(
         image=to_raw(image), mask=to_raw(mask), prompt="matte dusty-rose lipstick", attribute="lips", **kwargs
     )
-
-
-def _metric(url: str, name: str, labels: str = "") -> float:
-    text = urllib.request.urlopen(url, timeout=5).read().decode()
-    match = re.search(rf"^{name}{re.escape(labels)} ([0-9.e+]+)$", text, re.M)
-    return float(match.group(1)) if match else 0.0
 
 
 def test_same_seed_gives_bit_identical_output(inpainter_server: ServiceProcess) -> None:
@@ -83,18 +76,18 @@ def test_stream_reports_each_step_then_the_result(inpainter_server: ServiceProce
 def test_cancelling_a_stream_stops_the_denoising_loop(inpainter_server: ServiceProcess) -> None:
     metrics = inpainter_server.metrics_url
     cancelled = 'faceedit_inpainter_requests_total{code="CANCELLED",method="StreamInpaint"}'
-    before_cancelled = _metric(metrics, cancelled)
-    before_steps = _metric(metrics, "faceedit_inpainter_denoise_steps_total")
+    before_cancelled = metric_value(metrics, cancelled)
+    before_steps = metric_value(metrics, "faceedit_inpainter_denoise_steps_total")
     image, mask = _inputs()
     call = _stub(inpainter_server.address).StreamInpaint(_request(image, mask, strength=1.0, num_inference_steps=150))
     first = next(call)
     assert first.progress.step == 1
     call.cancel()
     deadline = time.monotonic() + 60
-    while _metric(metrics, cancelled) == before_cancelled:
+    while metric_value(metrics, cancelled) == before_cancelled:
         assert time.monotonic() < deadline, "the cancelled stream was never accounted for"
         time.sleep(0.05)
-    ran = _metric(metrics, "faceedit_inpainter_denoise_steps_total") - before_steps
+    ran = metric_value(metrics, "faceedit_inpainter_denoise_steps_total") - before_steps
     assert 1 <= ran < 150  # the loop stopped long before its 150 steps
     response = _stub(inpainter_server.address).Inpaint(_request(image, mask))  # and the pipeline is free again
     assert response.steps_run == int(STEPS * 0.9)
