@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 
+from faceedit.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, channel_options
 from faceedit.core.geometry import letterbox
 from faceedit.core.imageio import encode_image
-from faceedit.orchestrator.flow import FORMAT_ENUM as FORMATS
-from faceedit.rawimage import to_raw
-from faceedit.serving import channel_options
+from faceedit.messages import FORMAT_ENUM as FORMATS
+from faceedit.messages import to_raw
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, inpainter_pb2, inpainter_pb2_grpc, types_pb2
 
@@ -52,7 +52,7 @@ def _timings(t: types_pb2.StageTimings) -> dict[str, float]:
 
 def present_class(address: str, image: np.ndarray) -> str:
     """The class the parser finds most of (background aside), so a benchmark edit never fails on a random parser."""
-    with grpc.insecure_channel(address, options=channel_options()) as channel:
+    with grpc.insecure_channel(address, options=channel_options(FRONT_DOOR_MAX_MESSAGE_BYTES)) as channel:
         stub = face_editor_pb2_grpc.FaceEditorStub(channel)
         request = fe.ParseFaceRequest(image=types_pb2.EncodedImage(data=encode_image(image)))
         parsed = stub.ParseFace(request, timeout=60)
@@ -69,7 +69,7 @@ def editface_target(
     output_format: str = "png",
     input_format: str = "png",
 ) -> Target:
-    channel = grpc.aio.insecure_channel(address, options=channel_options())
+    channel = grpc.aio.insecure_channel(address, options=channel_options(FRONT_DOOR_MAX_MESSAGE_BYTES))
     stub = face_editor_pb2_grpc.FaceEditorStub(channel)
     request = fe.EditFaceRequest(
         image=types_pb2.EncodedImage(data=encode_image(image, input_format)),

@@ -9,17 +9,19 @@ from pathlib import Path
 import grpc
 from tqdm import tqdm
 
+from faceedit.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, channel_options
 from faceedit.cli.grid import write_grid
 from faceedit.config import env_flag
 from faceedit.core.imageio import decode_image
-from faceedit.orchestrator.flow import FORMAT_ENUM as FORMATS
-from faceedit.serving import channel_options
+from faceedit.messages import FORMAT_ENUM as FORMATS
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, types_pb2
 
 
 def stub_for(server: str) -> face_editor_pb2_grpc.FaceEditorStub:
-    return face_editor_pb2_grpc.FaceEditorStub(grpc.insecure_channel(server, options=channel_options()))
+    return face_editor_pb2_grpc.FaceEditorStub(
+        grpc.insecure_channel(server, options=channel_options(FRONT_DOOR_MAX_MESSAGE_BYTES))
+    )
 
 
 def parse_edit(text: str) -> tuple[str, str]:

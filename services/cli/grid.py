@@ -16,13 +16,14 @@ from faceedit.v1 import face_editor_pb2 as fe
 
 
 def write_grid(original: np.ndarray, response: fe.EditFaceResponse, prompts: list[str], out: Path) -> Path:
-    """Needs the response of a request with return_masks (each step carries its mask, parse map and image)."""
+    """Needs the response of a request with return_masks (each step carries its mask and parse map, and every step
+    but the last its image: the last one's is the response's)."""
     rows = len(response.steps)
     fig, axes = plt.subplots(rows, 4, figsize=(12, 3.2 * rows), squeeze=False)
     current = original
     for row, step in enumerate(response.steps):
         mask = decode_image(step.mask.data)[..., 0]
-        result = decode_image(step.image.data)
+        result = decode_image((step.image if step.HasField("image") else response.image).data)
         panels = [
             (current, "input" if row else "original"),
             (decode_image(step.parse_map.data), "parse map"),

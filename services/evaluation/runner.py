@@ -13,12 +13,12 @@ import grpc
 import numpy as np
 from tqdm import tqdm
 
+from faceedit.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, channel_options
 from faceedit.core.errors import UnknownNameError
 from faceedit.core.imageio import decode_image, encode_image
 from faceedit.core.taxonomy import resolve_classes
 from faceedit.evaluation.metrics import frechet_distance, mask_iou, mean_sd, ssim_outside_mask
 from faceedit.evaluation.report import write_plots, write_table
-from faceedit.serving import channel_options
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, types_pb2
 
@@ -182,7 +182,7 @@ def run_evaluation(config: EvalConfig, log=print) -> int:
             f"not computed (no weights given): {', '.join(scorers.missing)} — pass --lpips-weights, --clip-model, "
             "--fid-model"
         )
-    with grpc.insecure_channel(config.server, options=channel_options()) as channel:
+    with grpc.insecure_channel(config.server, options=channel_options(FRONT_DOOR_MAX_MESSAGE_BYTES)) as channel:
         stub = face_editor_pb2_grpc.FaceEditorStub(channel)
         try:
             rows, records_out, skipped = _edit_all(stub, scorers, config, images, log)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from faceedit.channels import DEFAULT_MAX_MESSAGE_BYTES
 from faceedit.config import env_flag, parse_bool, server_flags
-from faceedit.serving import DEFAULT_MAX_MESSAGE_BYTES
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,6 +57,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=8,
         type=int,
         help="requests that may wait for the pipeline; more are refused with RESOURCE_EXHAUSTED",
+    )
+    env_flag(
+        p,
+        "--max-queue-wait",
+        env="FACEEDIT_MAX_QUEUE_WAIT",
+        default=60.0,
+        type=float,
+        help="seconds a request may be expected to wait for the pipeline (estimated from measured speed); longer "
+        "waits are refused with RESOURCE_EXHAUSTED and a retry-after-ms hint",
     )
     env_flag(
         p,
@@ -113,4 +122,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--working-size and --min-crop-size must be multiples of 8, with min-crop-size <= working-size")
     if args.queue_size < 0:
         p.error("--queue-size must be >= 0")
+    if args.max_queue_wait < 0:
+        p.error("--max-queue-wait must be >= 0")
     return args

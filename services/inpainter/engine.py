@@ -1,13 +1,15 @@
-"""One pipeline, one worker thread, a bounded queue in front of it.
+"""One pipeline, one worker thread, an admission-controlled queue in front of it.
 
-GPU work is serialised (one request denoises at a time); waiting requests are bounded so overload is refused
-early (RESOURCE_EXHAUSTED) instead of piling up memory and latency. Cancellation and deadlines are checked
-between denoising steps, so an abandoned request frees the pipeline within one step.
+GPU work is serialised (one request denoises at a time). A request is admitted only if it can start within the
+maximum queue wait and finish within its deadline (admission.py), so overload is refused at the door
+(RESOURCE_EXHAUSTED with a retry-after estimate) instead of piling up memory and latency. Cancellation and
+deadlines are checked between denoising steps, so an abandoned request frees the pipeline within one step.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from collections import OrderedDict
@@ -19,7 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from faceedit.inpainter.framing import Frame, canvas_inputs, paste_back, plan_frame
+from faceedit.core.framing import Frame, canvas_inputs, canvas_size, paste_back, plan_frame, whole
+from faceedit.inpainter.admission import Queue, Refusal, ServiceTimeModel
 
 # SDXL latent -> RGB projection (a least-squares fit used by ComfyUI previews): a preview costs no VAE decode.
 LATENT_RGB = torch.tensor(
@@ -28,13 +31,12 @@ LATENT_RGB = torch.tensor(
 LATENT_RGB_BIAS = torch.tensor([0.1084, -0.0175, -0.0011])
 
 
-class QueueFullError(Exception):
-    def __init__(self, depth: int, retry_after_ms: int) -> None:
-        self.retry_after_ms = retry_after_ms
-        super().__init__(
-            f"inpainter queue is full ({depth} requests waiting); retry in about {retry_after_ms} ms "
-            "or add inpainter replicas"
-        )
+class NotAdmitted(Exception):
+    """The request was refused at the door (see admission.Refusal)."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        self.refusal = refusal
+        super().__init__(refusal.message)
 
 
 class Cancelled(Exception):
@@ -59,15 +61,23 @@ class Job:
     crop_padding: int
     color_match: bool
     preview_size: int = 0
+    precropped: bool = False  # the image is the region to render, cut by the caller
+    blend: bool = True  # False: return the raw render inside the frame; the caller blends
     deadline: float | None = None  # time.monotonic() seconds
     on_step: Callable[[int, int, float, np.ndarray | None], None] | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def steps_to_run(self) -> int:
+        """What diffusers runs for strength < 1: the last strength x steps of the schedule."""
+        return max(1, int(self.steps * self.strength))
 
 
 @dataclass
 class Result:
     image: np.ndarray
     frame: Frame
+    canvas: int
     steps_run: int
     queue_ms: float
     denoise_ms: float
@@ -114,33 +124,56 @@ class Engine:
         min_crop_size: int,
         queue_size: int,
         prompt_cache_size: int,
+        max_queue_wait_s: float = 60.0,
         on_denoise_step: Callable[[], None] | None = None,
         on_queue_depth: Callable[[int], None] | None = None,
+        on_queue_wait: Callable[[float], None] | None = None,
     ) -> None:
         self.pipe = pipe
         self.on_denoise_step = on_denoise_step
         self.on_queue_depth = on_queue_depth
+        self.on_queue_wait = on_queue_wait
         self.working_size = working_size
         self.min_crop_size = min_crop_size
-        self.queue_size = queue_size
         self.cache = PromptCache(prompt_cache_size)
+        self.queue = Queue(capacity=queue_size, max_wait_s=max_queue_wait_s, model=ServiceTimeModel())
+        self._lock = threading.Lock()
+        self._ids = itertools.count()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline")
-        self._in_flight = 0
-        self._last_run_s = 1.0
 
     @property
     def waiting(self) -> int:
-        return max(0, self._in_flight - 1)
+        return len(self.queue.waiting)
+
+    def estimated_wait(self) -> float:
+        """Seconds a request admitted now would wait for the pipeline."""
+        with self._lock:
+            return self.queue.estimated_wait()
+
+    def frame_for(self, job: Job) -> tuple[Frame, int]:
+        """Where the job renders and at which square canvas."""
+        frame = (
+            whole(job.image, cropped=True)
+            if job.precropped
+            else plan_frame(job.mask, job.crop_mode, padding=job.crop_padding)
+        )
+        return frame, canvas_size(frame, working_size=self.working_size, min_crop_size=self.min_crop_size)
 
     async def submit(self, job: Job) -> Result:
-        """Run job on the pipeline thread; QueueFullError when queue_size requests already wait."""
-        if self._in_flight > self.queue_size:
-            raise QueueFullError(self.waiting, int(self._last_run_s * 1000 * max(1, self.waiting)))
-        self._in_flight += 1
+        """Run job on the pipeline thread; NotAdmitted when it could not start within the maximum queue wait or
+        finish within its deadline, or the queue is full."""
+        frame, canvas = self.frame_for(job)
+        key = next(self._ids)
+        with self._lock:
+            refusal = self.queue.admit(key, self.queue.model.estimate(job.steps_to_run, canvas), job.deadline)
+        if refusal is not None:
+            raise NotAdmitted(refusal)
         self._report_depth()
         admitted = time.monotonic()
         try:
-            future = asyncio.get_running_loop().run_in_executor(self._executor, self.run_blocking, job, admitted)
+            future = asyncio.get_running_loop().run_in_executor(
+                self._executor, self._run_admitted, key, job, frame, canvas, admitted
+            )
             try:
                 return await asyncio.shield(future)
             except asyncio.CancelledError:
@@ -149,8 +182,19 @@ class Engine:
                 await asyncio.gather(future, return_exceptions=True)
                 raise
         finally:
-            self._in_flight -= 1
+            with self._lock:
+                self.queue.forget(key)
             self._report_depth()
+
+    def _run_admitted(self, key: int, job: Job, frame: Frame, canvas: int, admitted: float) -> Result:
+        with self._lock:
+            self.queue.start(key)
+        self._report_depth()
+        try:
+            return self.run_blocking(job, admitted, frame=frame, canvas=canvas)
+        finally:
+            with self._lock:
+                self.queue.finish()
 
     def _report_depth(self) -> None:
         if self.on_queue_depth is not None:
@@ -184,25 +228,26 @@ class Engine:
             "negative_pooled_prompt_embeds": negative_pooled,
         }
 
-    def run_blocking(self, job: Job, admitted: float) -> Result:
+    def run_blocking(
+        self, job: Job, admitted: float, *, frame: Frame | None = None, canvas: int | None = None
+    ) -> Result:
         """Run job on the calling thread (the pipeline worker, or a benchmark that owns the engine)."""
         started = time.monotonic()
         queue_ms = (started - admitted) * 1000
+        if self.on_queue_wait is not None:
+            self.on_queue_wait(queue_ms / 1000)
         self._check(job)
-        frame = plan_frame(
-            job.mask,
-            job.crop_mode,
-            padding=job.crop_padding,
-            working_size=self.working_size,
-            min_crop_size=self.min_crop_size,
-        )
-        canvas, mask_canvas, placement = canvas_inputs(job.image, job.mask, frame)
-        total = max(1, int(job.steps * job.strength))
+        if frame is None or canvas is None:
+            frame, canvas = self.frame_for(job)
+        canvas_image, mask_canvas, placement = canvas_inputs(job.image, job.mask, frame, canvas)
+        total = job.steps_to_run
         steps_run = 0
+        step_ends: list[float] = []
 
         def on_step_end(pipe, step: int, timestep, kwargs: dict) -> dict:
             nonlocal steps_run
             steps_run = step + 1
+            step_ends.append(time.monotonic())
             if self.on_denoise_step is not None:
                 self.on_denoise_step()
             self._check(job)
@@ -215,10 +260,10 @@ class Engine:
         generator = torch.Generator(device="cpu" if device.type == "mps" else device).manual_seed(job.seed)
         with torch.inference_mode():
             output = self.pipe(
-                image=Image.fromarray(canvas),
+                image=Image.fromarray(canvas_image),
                 mask_image=Image.fromarray(mask_canvas),
-                height=frame.canvas,
-                width=frame.canvas,
+                height=canvas,
+                width=canvas,
                 strength=job.strength,
                 guidance_scale=job.guidance_scale,
                 num_inference_steps=job.steps,
@@ -230,16 +275,21 @@ class Engine:
             )
         generated = (np.clip(output.images[0], 0, 1) * 255).round().astype(np.uint8)
         denoised = time.monotonic()
-        result = paste_back(job.image, generated, job.mask, frame, placement, match_colors=job.color_match)
+        result = paste_back(
+            job.image, generated, job.mask, frame, placement, match_colors=job.color_match, blend=job.blend
+        )
         done = time.monotonic()
-        self._last_run_s = done - started
-        return Result(result, frame, steps_run, queue_ms, (denoised - started) * 1000, (done - denoised) * 1000)
+        step_s = (step_ends[-1] - step_ends[0]) / (len(step_ends) - 1) if len(step_ends) > 1 else None
+        with self._lock:
+            self.queue.model.observe(steps_run, canvas, done - started, step_s)
+        return Result(result, frame, canvas, steps_run, queue_ms, (denoised - started) * 1000, (done - denoised) * 1000)
 
     def warm_up(self) -> None:
-        """One small generation, so the first caller does not pay for lazy initialisation and kernel selection."""
-        image = np.full((self.min_crop_size, self.min_crop_size, 3), 128, np.uint8)
+        """Two steps at the working canvas, so the first caller does not pay for lazy initialisation and kernel
+        selection, and admission starts from a measured step time."""
+        image = np.full((self.working_size, self.working_size, 3), 128, np.uint8)
         mask = np.zeros(image.shape[:2], np.uint8)
-        mask[: self.min_crop_size // 2] = 255
+        mask[: self.working_size // 2] = 255
         job = Job(image, mask, "a face", "", 1.0, 2.0, 2, 0, "full", 0, False)
         self.run_blocking(job, time.monotonic())
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from faceedit.channels import FRONT_DOOR_MAX_MESSAGE_BYTES
 from faceedit.config import env_flag, server_flags
 from faceedit.core.imageio import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
-from faceedit.serving import DEFAULT_MAX_MESSAGE_BYTES
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,9 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p,
         "--max-message-bytes",
         env="FACEEDIT_MAX_MESSAGE_BYTES",
-        default=DEFAULT_MAX_MESSAGE_BYTES,
+        default=FRONT_DOOR_MAX_MESSAGE_BYTES,
         type=int,
-        help="gRPC max send/receive message size, server and downstream channels",
+        help="gRPC max send/receive message size of EditFace calls (a 24 MP PNG response with masks is ~100 MiB)",
     )
     env_flag(
         p,
@@ -83,6 +83,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     env_flag(
         p,
+        "--max-in-flight",
+        env="FACEEDIT_MAX_IN_FLIGHT",
+        default=16,
+        type=int,
+        help="calls served at once; more are refused with RESOURCE_EXHAUSTED before decoding (memory: each holds "
+        "~5 bytes per pixel of its photo)",
+    )
+    env_flag(
+        p,
+        "--working-size",
+        env="FACEEDIT_WORKING_SIZE",
+        default=1024,
+        type=int,
+        help="the inpainter's canvas: the longest side of the region sent to it (larger regions are downsampled)",
+    )
+    env_flag(
+        p,
         "--health-interval",
         env="FACEEDIT_HEALTH_INTERVAL",
         default=1.0,
@@ -102,7 +119,17 @@ def invalid_value(args: argparse.Namespace) -> str | None:
         host, _, port = value.rpartition(":")
         if not host or not port.isdigit():
             return f"{flag} must be host:port, got {value!r}"
-    positive = ("parser_size", "max_message_bytes", "max_image_bytes", "max_image_pixels", "timeout", "health_interval")
+    positive = (
+        "parser_size",
+        "max_message_bytes",
+        "max_image_bytes",
+        "max_image_pixels",
+        "timeout",
+        "health_interval",
+        "max_in_flight",
+        "working_size",
+        "workers",
+    )
     for name in positive:
         if not getattr(args, name) > 0:
             return f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"

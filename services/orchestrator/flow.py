@@ -1,35 +1,37 @@
-"""The EditFace cascade: decode -> (parse -> mask -> inpaint) per edit, re-parsing the edited image each time.
+"""The EditFace cascade: decode -> (parse -> mask -> inpaint the region -> paste) per edit, re-parsing the edited
+image each time. EditFace and StreamEditFace run this one code path; the stream passes an `emit` callback.
 
-EditFace and StreamEditFace run this one code path; the stream passes an `emit` callback for its events.
+The data path is bounded whatever the photo: the full frame is decoded once here and never crosses a hop. The
+parser gets the letterboxed input size, the inpainter gets the edit's padded region (at most its working size)
+and mask, and the render is pasted and blended back here at full resolution. CPU work runs on the worker pool;
+the event loop only does I/O.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
 import grpc
 import numpy as np
 
-from faceedit.core.imageio import decode_image, encode_image
+from faceedit.core.framing import Frame, cut_region, paste_region, plan_frame
+from faceedit.core.geometry import unletterbox
+from faceedit.core.imageio import decode_image, encode_image, image_size
 from faceedit.core.masks import build_mask, coverage
 from faceedit.core.viz import colorize
-from faceedit.orchestrator.plan import OUTPUT_FORMATS, EditPlan, plan_edits
+from faceedit.messages import FORMAT_ENUM, OUTPUT_FORMATS, from_raw, to_raw
+from faceedit.orchestrator.plan import EditPlan, plan_edits
 from faceedit.parser.client import ParserClient
-from faceedit.rawimage import from_raw, to_raw
+from faceedit.serving import WorkerPool
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import inpainter_pb2, inpainter_pb2_grpc, types_pb2
 
 Emit = Callable[[fe.EditFaceEvent], Awaitable[None]]
-FORMAT_ENUM = {
-    "png": types_pb2.IMAGE_FORMAT_PNG,
-    "jpeg": types_pb2.IMAGE_FORMAT_JPEG,
-    "webp": types_pb2.IMAGE_FORMAT_WEBP,
-}
 
-
-# Trailers of a downstream error worth handing to the caller (the inpainter's back-off hint on a full queue).
-PASSED_TRAILERS = ("retry-after-ms",)
+# Trailers of a downstream error worth handing to the caller (the inpainter's back-off hint when overloaded).
+RETRY_AFTER = "retry-after-ms"
 
 
 class DownstreamError(Exception):
@@ -51,17 +53,25 @@ def encoded(image: np.ndarray, fmt: str = "png", quality: int = 95) -> types_pb2
 
 
 def inpainter_error(exc: grpc.aio.AioRpcError, address: str) -> DownstreamError:
-    """The status the caller sees for a failed Inpaint call: the caller-relevant codes pass through."""
+    """The status the caller sees for a failed Inpaint call. RESOURCE_EXHAUSTED passes through only as the
+    inpainter's overload refusal (it carries retry-after-ms); gRPC's own "message larger than max" is a fault of
+    this deployment's limits, so INTERNAL with the flag to change."""
     code = exc.code()
+    trailers = tuple((k, v) for k, v in (exc.trailing_metadata() or ()) if k == RETRY_AFTER)
     if code == grpc.StatusCode.UNAVAILABLE:
         return DownstreamError(code, f"inpainter at {address} is unavailable: {exc.details()}")
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and not trailers:
+        return DownstreamError(
+            grpc.StatusCode.INTERNAL,
+            f"the request to the inpainter exceeded a gRPC message limit ({exc.details()}); raise "
+            "--max-message-bytes (FACEEDIT_MAX_MESSAGE_BYTES) on the orchestrator and the inpainter",
+        )
     if code in (
         grpc.StatusCode.INVALID_ARGUMENT,
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         grpc.StatusCode.DEADLINE_EXCEEDED,
         grpc.StatusCode.CANCELLED,
     ):
-        trailers = tuple((k, v) for k, v in (exc.trailing_metadata() or ()) if k in PASSED_TRAILERS)
         return DownstreamError(code, f"inpainter: {exc.details()}", trailers)
     return DownstreamError(grpc.StatusCode.INTERNAL, f"inpainter failed ({code.name}): {exc.details()}")
 
@@ -82,26 +92,38 @@ class EditFlow:
         self,
         parser: ParserClient,
         inpainter: inpainter_pb2_grpc.InpainterStub,
+        pool: WorkerPool,
         *,
         inpainter_address: str,
+        working_size: int,
         max_image_bytes: int,
         max_image_pixels: int,
+        max_response_bytes: int,
         default_timeout_s: float,
     ) -> None:
         self.parser = parser
         self.inpainter = inpainter
+        self.pool = pool
         self.inpainter_address = inpainter_address
+        self.working_size = working_size
         self.max_image_bytes = max_image_bytes
         self.max_image_pixels = max_image_pixels
+        self.max_response_bytes = max_response_bytes
         self.default_timeout_s = default_timeout_s
 
-    def decode(self, data: bytes) -> np.ndarray:
-        return decode_image(data, max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
+    async def decode(self, data: bytes) -> np.ndarray:
+        return await self.pool.run(decode_image, data, max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
 
-    async def parse(self, image: np.ndarray, deadline: Deadline) -> np.ndarray:
-        return await self.parser.parse(image, timeout_s=deadline.remaining())
+    async def parse(self, image: np.ndarray, deadline: Deadline) -> tuple[np.ndarray, float]:
+        """Labels at the image's size, and the parser's own time in ms (the inference round trip: letterboxing and
+        mapping back are the orchestrator's work, not the parser's)."""
+        canvas, box = await self.pool.run(self.parser.letterbox, image)
+        started = time.monotonic()
+        (labels,) = await self.parser.infer_raw(canvas[None], timeout_s=deadline.remaining())
+        parse_ms = (time.monotonic() - started) * 1000
+        return await self.pool.run(unletterbox, labels, box, nearest=True), parse_ms
 
-    async def _inpaint(
+    async def _call_inpainter(
         self, request: inpainter_pb2.InpaintRequest, deadline: Deadline, index: int, started: float, emit: Emit | None
     ) -> inpainter_pb2.InpaintResponse:
         try:
@@ -145,16 +167,20 @@ class EditFlow:
 
         await stage(fe.STAGE_DECODE, 0, False)
         t = time.monotonic()
-        current = self.decode(request.image.data)
-        plans = plan_edits(request, (current.shape[1], current.shape[0]))
+        # The whole cascade is checked against the header's size before a pixel is decoded: a bad third edit
+        # must not cost a 50 MP decode, let alone two inpaints.
+        size = await self.pool.run(image_size, request.image.data, max_bytes=self.max_image_bytes)
+        plans = await self.pool.run(plan_edits, request, size)
+        current = await self.decode(request.image.data)
         totals.decode_ms = (time.monotonic() - t) * 1000
         await stage(fe.STAGE_DECODE, 0, True)
 
         steps = []
         for plan in plans:
-            step, current = await self._edit(plan, current, request.return_masks, deadline, started, stage, emit)
+            last = plan.index == len(plans) - 1
+            step, current = await self._edit(plan, current, request.return_masks, last, deadline, started, stage, emit)
             steps.append(step)
-            for name in ("parse_ms", "mask_ms", "inpaint_ms", "composite_ms", "queue_ms", "denoise_ms"):
+            for name in ("parse_ms", "mask_ms", "inpaint_ms", "composite_ms", "queue_ms", "denoise_ms", "encode_ms"):
                 setattr(totals, name, getattr(totals, name) + getattr(step.timings, name))
             if emit is not None:
                 await emit(fe.EditFaceEvent(step=step))
@@ -163,17 +189,54 @@ class EditFlow:
         t = time.monotonic()
         fmt = OUTPUT_FORMATS[request.output_format]
         quality = request.output_quality if request.HasField("output_quality") else 95
-        image = encoded(current, fmt, quality)
-        totals.encode_ms = (time.monotonic() - t) * 1000
+        image = await self.pool.run(encoded, current, fmt, quality)
+        totals.encode_ms += (time.monotonic() - t) * 1000
         await stage(fe.STAGE_ENCODE, 0, True)
         totals.total_ms = (time.monotonic() - started) * 1000
-        return fe.EditFaceResponse(image=image, steps=steps, timings=totals, request_id=request.request_id)
+        response = fe.EditFaceResponse(image=image, steps=steps, timings=totals, request_id=request.request_id)
+        self._check_size(response)
+        return response
+
+    def _check_size(self, response: fe.EditFaceResponse) -> None:
+        size = response.ByteSize()
+        if size > self.max_response_bytes:
+            raise DownstreamError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the response would be {size} bytes, above this server's {self.max_response_bytes}-byte message "
+                "limit: ask for JPEG or WebP output, leave return_masks off, or raise --max-message-bytes "
+                "(FACEEDIT_MAX_MESSAGE_BYTES) and your client's receive limit",
+            )
+
+    def _region_request(
+        self, plan: EditPlan, current: np.ndarray, mask: np.ndarray, frame: Frame
+    ) -> inpainter_pb2.InpaintRequest:
+        """The Inpaint call for one edit: the frame's pixels and mask, at most the inpainter's working size."""
+        edit, knobs = plan.edit, plan.knobs
+        options = types_pb2.InpaintOptions()
+        options.CopyFrom(edit.inpaint)
+        if not frame.cropped:
+            options.crop_mode = types_pb2.CROP_MODE_FULL_FRAME  # already framed here; the inpainter must not re-crop
+        return inpainter_pb2.InpaintRequest(
+            image=to_raw(cut_region(current, frame, self.working_size)),
+            mask=to_raw(cut_region(mask, frame, self.working_size)),
+            prompt=plan.prompt,
+            negative_prompt=edit.negative_prompt,
+            strength=knobs.strength,
+            guidance_scale=knobs.guidance_scale,
+            num_inference_steps=knobs.steps,
+            seed=knobs.seed,
+            attribute=plan.attribute,
+            options=options,
+            precropped=frame.cropped,
+            skip_composite=True,
+        )
 
     async def _edit(
         self,
         plan: EditPlan,
         current: np.ndarray,
         return_masks: bool,
+        last: bool,
         deadline: Deadline,
         started: float,
         stage,
@@ -182,55 +245,57 @@ class EditFlow:
         timings = types_pb2.StageTimings()
         t0 = time.monotonic()
         await stage(fe.STAGE_PARSE, plan.index, False)
-        labels = await self.parse(current, deadline)
-        t1 = time.monotonic()
+        labels, timings.parse_ms = await self.parse(current, deadline)
         await stage(fe.STAGE_PARSE, plan.index, True)
         await stage(fe.STAGE_MASK, plan.index, False)
-        mask = build_mask(labels, plan.class_ids, plan.spec, extra=plan.extra_mask, attribute=plan.region)
-        t2 = time.monotonic()
-        await stage(fe.STAGE_MASK, plan.index, True)
-        edit, knobs = plan.edit, plan.knobs
-        request = inpainter_pb2.InpaintRequest(
-            image=to_raw(current),
-            mask=to_raw(mask),
-            prompt=edit.prompt,
-            negative_prompt=edit.negative_prompt,
-            strength=knobs.strength,
-            guidance_scale=knobs.guidance_scale,
-            num_inference_steps=knobs.steps,
-            seed=knobs.seed,
-            attribute=plan.attribute,
-            options=edit.inpaint,
+        t1 = time.monotonic()
+        mask = await self.pool.run(
+            build_mask, labels, plan.class_ids, plan.spec, extra=plan.extra_mask, attribute=plan.region
         )
+        timings.mask_ms = (time.monotonic() - t1) * 1000
+        await stage(fe.STAGE_MASK, plan.index, True)
+        frame = await self.pool.run(plan_frame, mask, plan.frame_mode, padding=plan.knobs.crop_padding)
+        request = await self.pool.run(self._region_request, plan, current, mask, frame)
         await stage(fe.STAGE_INPAINT, plan.index, False)
-        response = await self._inpaint(request, deadline, plan.index, started, emit)
-        t3 = time.monotonic()
+        t2 = time.monotonic()
+        response = await self._call_inpainter(request, deadline, plan.index, started, emit)
+        timings.inpaint_ms = (time.monotonic() - t2) * 1000
+        del request  # the region's pixels are not needed past the hop
         await stage(fe.STAGE_INPAINT, plan.index, True)
-        edited = from_raw(response.image, channels=3, name="inpainter result")
-        if edited.shape != current.shape:
-            raise DownstreamError(grpc.StatusCode.INTERNAL, f"inpainter returned {edited.shape} for {current.shape}")
-        timings.parse_ms = (t1 - t0) * 1000
-        timings.mask_ms = (t2 - t1) * 1000
-        timings.inpaint_ms = (t3 - t2) * 1000
+        await stage(fe.STAGE_COMPOSITE, plan.index, False)
+        t3 = time.monotonic()
+        rendered = from_raw(response.image, channels=3, name="inpainter result")
+        edited = await self.pool.run(paste_region, current, rendered, mask, frame)
+        timings.composite_ms = (time.monotonic() - t3) * 1000
+        await stage(fe.STAGE_COMPOSITE, plan.index, True)
         timings.queue_ms = response.timings.queue_ms
         timings.denoise_ms = response.timings.denoise_ms
-        timings.composite_ms = response.timings.composite_ms
+        x0, y0, x1, y1 = frame.box
         step = fe.EditStepResult(
             index=plan.index,
             attribute=plan.attribute,
             class_ids=plan.class_ids,
-            coverage=coverage(mask),
+            coverage=await self.pool.run(coverage, mask),
             seed=response.seed,
             negative_prompt=response.negative_prompt,
-            cropped=response.cropped,
-            crop_box=response.crop_box,
+            cropped=frame.cropped,
+            crop_box=types_pb2.BoundingBox(x0=x0, y0=y0, x1=x1, y1=y1),
             steps_run=response.steps_run,
         )
         if return_masks:
-            step.mask.CopyFrom(encoded(mask))
-            step.labels.CopyFrom(encoded(labels))
-            step.parse_map.CopyFrom(encoded(colorize(labels)))
-            step.image.CopyFrom(encoded(edited))
+            t4 = time.monotonic()
+            # The step's images encode side by side on the pool (PNG of a 24 MP frame takes a second).
+            parts = [
+                self.pool.run(encoded, mask),
+                self.pool.run(encoded, labels),
+                self.pool.run(lambda: encoded(colorize(labels))),
+            ]
+            if not last:
+                parts.append(self.pool.run(encoded, edited))
+            images = await asyncio.gather(*parts)
+            for name, image in zip(("mask", "labels", "parse_map", "image"), images, strict=False):
+                getattr(step, name).CopyFrom(image)
+            timings.encode_ms = (time.monotonic() - t4) * 1000
         timings.total_ms = (time.monotonic() - t0) * 1000
         step.timings.CopyFrom(timings)
         return step, edited

@@ -1,16 +1,17 @@
-"""The orchestrator's Prometheus metrics: calls by method and status, end-to-end latency, time per stage."""
+"""The orchestrator's Prometheus metrics: calls by method and status, end-to-end latency, time per stage, calls
+in flight against their limit."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from faceedit.v1 import face_editor_pb2 as fe
 
-STAGES = ("decode", "parse", "mask", "inpaint", "composite", "encode")
+STAGES = ("decode", "parse", "mask", "inpaint", "queue", "denoise", "composite", "encode")
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, max_in_flight: int) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "faceedit_requests", "Calls by method and gRPC code", ["method", "code"], registry=self.registry
@@ -29,6 +30,16 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 4, 16, 64),
         )
+
+        self.in_flight = Gauge("faceedit_in_flight", "Calls being served", registry=self.registry)
+        self.max_in_flight = Gauge(
+            "faceedit_max_in_flight", "Calls served at once before refusing (--max-in-flight)", registry=self.registry
+        )
+        self.max_in_flight.set(max_in_flight)
+
+    def observe(self, method: str, code: str, seconds: float) -> None:
+        self.requests.labels(method, code).inc()
+        self.latency.labels(method).observe(seconds)
 
     def observe_stages(self, response: fe.EditFaceResponse) -> None:
         for stage in STAGES:

@@ -9,9 +9,10 @@ import numpy as np
 
 from faceedit.core.errors import ImageError, InvalidOptionError, UnknownNameError
 from faceedit.core.imageio import decode_mask
-from faceedit.core.knobs import Knobs, resolve_knobs
+from faceedit.core.knobs import Knobs, check_prompts, resolve_knobs
 from faceedit.core.masks import MaskSpec
 from faceedit.core.taxonomy import CLASS_NAMES, resolve_classes
+from faceedit.messages import FRAME_MODES, OUTPUT_FORMATS, optional
 from faceedit.v1 import face_editor_pb2, types_pb2
 
 MAX_EDITS = 8
@@ -20,12 +21,6 @@ MERGE = {
     types_pb2.MASK_MERGE_UNION: "union",
     types_pb2.MASK_MERGE_INTERSECT: "intersect",
     types_pb2.MASK_MERGE_REPLACE: "replace",
-}
-OUTPUT_FORMATS = {
-    types_pb2.IMAGE_FORMAT_UNSPECIFIED: "png",
-    types_pb2.IMAGE_FORMAT_PNG: "png",
-    types_pb2.IMAGE_FORMAT_JPEG: "jpeg",
-    types_pb2.IMAGE_FORMAT_WEBP: "webp",
 }
 
 
@@ -37,6 +32,8 @@ class EditPlan:
     spec: MaskSpec
     extra_mask: np.ndarray | None
     knobs: Knobs
+    frame_mode: str
+    prompt: str
     edit: face_editor_pb2.Edit
 
     @property
@@ -45,17 +42,18 @@ class EditPlan:
         return self.attribute or "+".join(CLASS_NAMES[i] for i in self.class_ids)
 
 
-def _optional(message, name: str):
-    return getattr(message, name) if message.HasField(name) else None
-
-
 def mask_spec(options: types_pb2.MaskOptions) -> MaskSpec:
     defaults = MaskSpec()
+
+    def value(name: str):
+        given = optional(options, name)
+        return getattr(defaults, name) if given is None else given
+
     return MaskSpec(
-        grow_px=options.grow_px if options.HasField("grow_px") else defaults.grow_px,
-        feather_sigma=options.feather_sigma if options.HasField("feather_sigma") else defaults.feather_sigma,
-        min_coverage=options.min_coverage if options.HasField("min_coverage") else defaults.min_coverage,
-        max_coverage=options.max_coverage if options.HasField("max_coverage") else defaults.max_coverage,
+        grow_px=value("grow_px"),
+        feather_sigma=value("feather_sigma"),
+        min_coverage=value("min_coverage"),
+        max_coverage=value("max_coverage"),
         convex_hull=options.convex_hull,
         offset_x=options.offset_x,
         offset_y=options.offset_y,
@@ -72,20 +70,23 @@ def plan_edits(request: face_editor_pb2.EditFaceRequest, image_size: tuple[int, 
     for index, edit in enumerate(request.edits):
         where = f"edits[{index}]"
         try:
-            if not edit.prompt.strip():
-                raise InvalidOptionError("prompt is required: describe what the region should become")
+            prompt = check_prompts(edit.prompt, edit.negative_prompt)
             attribute = edit.attribute.strip().lower()
             class_ids = resolve_classes(attribute, list(edit.mask.classes))
             knobs = resolve_knobs(
                 attribute,
-                strength=_optional(edit, "strength"),
-                guidance_scale=_optional(edit, "guidance_scale"),
-                steps=_optional(edit, "num_inference_steps"),
-                seed=_optional(edit, "seed"),
-                crop_padding=_optional(edit.inpaint, "crop_padding"),
+                strength=optional(edit, "strength"),
+                guidance_scale=optional(edit, "guidance_scale"),
+                steps=optional(edit, "num_inference_steps"),
+                seed=optional(edit, "seed"),
+                crop_padding=optional(edit.inpaint, "crop_padding"),
             )
+            if edit.inpaint.crop_mode not in FRAME_MODES:
+                raise InvalidOptionError(f"unknown crop_mode {edit.inpaint.crop_mode}")
             extra = decode_mask(edit.mask.extra_mask.data, image_size) if edit.mask.extra_mask.data else None
-            plans.append(EditPlan(index, attribute, class_ids, mask_spec(edit.mask), extra, knobs, edit))
+            spec = mask_spec(edit.mask)
+            mode = FRAME_MODES[edit.inpaint.crop_mode]
+            plans.append(EditPlan(index, attribute, class_ids, spec, extra, knobs, mode, prompt, edit))
         except (InvalidOptionError, UnknownNameError, ImageError) as exc:
             raise type(exc)(f"{where}: {exc}") from None
     if request.output_format not in OUTPUT_FORMATS:

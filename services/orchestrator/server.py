@@ -9,12 +9,14 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import grpc
+import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from faceedit.core.errors import FaceEditError
+from faceedit.channels import channel_options
 from faceedit.core.knobs import DEFAULT_GUIDANCE, DEFAULT_SEED, DEFAULT_STEPS
 from faceedit.core.prompts import BASE_NEGATIVE, NEGATIVE_VOCABULARY
 from faceedit.core.taxonomy import ATTRIBUTES, CLASS_NAMES, default_strength
@@ -23,50 +25,84 @@ from faceedit.orchestrator.config import parse_args
 from faceedit.orchestrator.flow import Deadline, DownstreamError, EditFlow, encoded
 from faceedit.orchestrator.metrics import Metrics
 from faceedit.parser.client import ParserClient, ParserError, ParserUnavailableError
-from faceedit.serving import RunningServer, channel_options, start_service, status_for, stop_event_on_signals
+from faceedit.serving import (
+    CallError,
+    Failure,
+    RunningServer,
+    WorkerPool,
+    answer,
+    classify_core,
+    start_service,
+    stop_event_on_signals,
+    stream_events,
+)
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, inpainter_pb2_grpc
 
 log = logging.getLogger("faceedit.orchestrator")
 SERVICE = fe.DESCRIPTOR.services_by_name["FaceEditor"].full_name
+T = TypeVar("T")
 
 
-def error_status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+def classify(exc: Exception, method: str) -> Failure:
+    """Downstream failures keep the status the caller should see; the parser's are UNAVAILABLE or INTERNAL."""
     if isinstance(exc, DownstreamError):
-        return exc.code, str(exc)
+        return Failure(exc.code, str(exc), exc.trailers)
     if isinstance(exc, ParserUnavailableError):
-        return grpc.StatusCode.UNAVAILABLE, str(exc)
+        return Failure(grpc.StatusCode.UNAVAILABLE, str(exc))
     if isinstance(exc, ParserError):
-        return grpc.StatusCode.INTERNAL, str(exc)
-    return status_for(exc), str(exc)
+        return Failure(grpc.StatusCode.INTERNAL, str(exc))
+    return classify_core(exc, method)
+
+
+class Admission:
+    """At most `limit` calls in flight; the next is refused before its image is decoded (each call holds its
+    decoded photo, mask and labels: ~5 bytes a pixel, 60 MB at 12 MP)."""
+
+    def __init__(self, limit: int, on_change: Callable[[int], None]) -> None:
+        self.limit = limit
+        self.in_flight = 0
+        self._on_change = on_change
+
+    async def run(self, work: Callable[[], Awaitable[T]]) -> T:
+        if self.in_flight >= self.limit:
+            raise CallError(
+                Failure(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"the orchestrator is serving its maximum of {self.limit} requests; retry shortly or add "
+                    "orchestrator replicas",
+                )
+            )
+        self.in_flight += 1
+        self._on_change(self.in_flight)
+        try:
+            return await work()
+        finally:
+            self.in_flight -= 1
+            self._on_change(self.in_flight)
+
+
+def parse_response(labels: np.ndarray) -> fe.ParseFaceResponse:
+    rows = coverage_by_class(labels)
+    present = {class_id for class_id, *_ in rows}
+    return fe.ParseFaceResponse(
+        labels=encoded(labels),
+        parse_map=encoded(colorize(labels)),
+        coverage=[fe.ClassCoverage(class_id=i, name=n, fraction=f, pixels=p) for i, n, f, p in rows],
+        attributes_present=[a for a, ids in ATTRIBUTES.items() if present & set(ids)],
+    )
 
 
 class FaceEditorService(face_editor_pb2_grpc.FaceEditorServicer):
-    def __init__(self, flow: EditFlow, metrics: Metrics) -> None:
+    def __init__(self, flow: EditFlow, metrics: Metrics, admission: Admission) -> None:
         self.flow = flow
         self.metrics = metrics
+        self.admission = admission
 
-    async def _call(self, method: str, context, work):
-        """Run work(); map every failure to a precise status; count it."""
-        started = time.monotonic()
-        code = grpc.StatusCode.OK
-        try:
-            return await work()
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
-            raise
-        except (FaceEditError, ParserError, DownstreamError) as exc:
-            code, message = error_status(exc)
-            if isinstance(exc, DownstreamError) and exc.trailers:
-                context.set_trailing_metadata(exc.trailers)
-            await context.abort(code, message)
-        except Exception as exc:
-            code = grpc.StatusCode.INTERNAL
-            log.exception("%s failed", method)
-            await context.abort(code, f"{method} failed: {exc}")
-        finally:
-            self.metrics.requests.labels(method, code.name).inc()
-            self.metrics.latency.labels(method).observe(time.monotonic() - started)
+    def _answer(self, context, method: str, work: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+        return answer(
+            context, method, lambda: self.admission.run(work), observe=self.metrics.observe, classify=classify
+        )
 
     @staticmethod
     def _with_id(request: fe.EditFaceRequest) -> fe.EditFaceRequest:
@@ -82,59 +118,41 @@ class FaceEditorService(face_editor_pb2_grpc.FaceEditorServicer):
             self.metrics.observe_stages(response)
             return response
 
-        return await self._call("EditFace", context, work)
+        return await self._answer(context, "EditFace", work)
 
     async def StreamEditFace(self, request, context) -> AsyncIterator[fe.EditFaceEvent]:
         request = self._with_id(request)
-        events: asyncio.Queue = asyncio.Queue()
 
-        async def emit(event: fe.EditFaceEvent) -> None:
-            await events.put(event)
+        async def call(emit) -> None:
+            async def send(event: fe.EditFaceEvent) -> None:
+                emit(event)
 
-        async def work() -> None:
-            response = await self.flow.run(request, context.time_remaining(), emit)
-            self.metrics.observe_stages(response)
-            await events.put(fe.EditFaceEvent(result=response))
+            async def work() -> None:
+                response = await self.flow.run(request, context.time_remaining(), send)
+                self.metrics.observe_stages(response)
+                emit(fe.EditFaceEvent(result=response))
 
-        task = asyncio.ensure_future(self._call("StreamEditFace", context, work))
-        try:
-            while True:
-                getter = asyncio.ensure_future(events.get())
-                await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-                if not getter.done():
-                    getter.cancel()
-                    break
-                yield getter.result()
-            while not events.empty():
-                yield events.get_nowait()
-            task.result()
-        finally:
-            if not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+            await self._answer(context, "StreamEditFace", work)
+
+        async for event in stream_events(call):
+            yield event
 
     async def ParseFace(self, request, context) -> fe.ParseFaceResponse:
         async def work() -> fe.ParseFaceResponse:
             started = time.monotonic()
-            image = self.flow.decode(request.image.data)
+            image = await self.flow.decode(request.image.data)
             decoded = time.monotonic()
-            labels = await self.flow.parse(image, Deadline(context.time_remaining(), self.flow.default_timeout_s))
+            deadline = Deadline(context.time_remaining(), self.flow.default_timeout_s)
+            labels, parse_ms = await self.flow.parse(image, deadline)
             parsed = time.monotonic()
-            rows = coverage_by_class(labels)
-            present = {class_id for class_id, *_ in rows}
-            response = fe.ParseFaceResponse(
-                labels=encoded(labels),
-                parse_map=encoded(colorize(labels)),
-                coverage=[fe.ClassCoverage(class_id=i, name=n, fraction=f, pixels=p) for i, n, f, p in rows],
-                attributes_present=[a for a, ids in ATTRIBUTES.items() if present & set(ids)],
-            )
+            response = await self.flow.pool.run(parse_response, labels)
             response.timings.decode_ms = (decoded - started) * 1000
-            response.timings.parse_ms = (parsed - decoded) * 1000
+            response.timings.parse_ms = parse_ms
             response.timings.encode_ms = (time.monotonic() - parsed) * 1000
             response.timings.total_ms = (time.monotonic() - started) * 1000
             return response
 
-        return await self._call("ParseFace", context, work)
+        return await self._answer(context, "ParseFace", work)
 
     async def ListAttributes(self, request, context) -> fe.ListAttributesResponse:
         return fe.ListAttributesResponse(
@@ -190,19 +208,22 @@ async def serve(argv: list[str] | None = None) -> None:
         model_name=args.parser_model_name,
         input_size=args.parser_size,
         retries=args.parser_retries,
-        max_message_bytes=args.max_message_bytes,
     )
-    channel = grpc.aio.insecure_channel(args.inpainter_address, options=channel_options(args.max_message_bytes))
+    channel = grpc.aio.insecure_channel(args.inpainter_address, options=channel_options())
+    pool = WorkerPool(args.workers)
     flow = EditFlow(
         parser,
         inpainter_pb2_grpc.InpainterStub(channel),
+        pool,
         inpainter_address=args.inpainter_address,
+        working_size=args.working_size,
         max_image_bytes=args.max_image_bytes,
         max_image_pixels=args.max_image_pixels,
+        max_response_bytes=args.max_message_bytes,
         default_timeout_s=args.timeout,
     )
-    metrics = Metrics()
-    service = FaceEditorService(flow, metrics)
+    metrics = Metrics(args.max_in_flight)
+    service = FaceEditorService(flow, metrics, Admission(args.max_in_flight, metrics.in_flight.set))
     running, metrics_port = await start_service(
         lambda s: face_editor_pb2_grpc.add_FaceEditorServicer_to_server(service, s), SERVICE, args, metrics.registry
     )
@@ -222,6 +243,7 @@ async def serve(argv: list[str] | None = None) -> None:
     await running.server.stop(grace=5)
     await parser.close()
     await channel.close()
+    pool.close()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 
 import numpy as np
 import tritonclient.grpc.aio as triton
 from tritonclient.utils import InferenceServerException
 
-from faceedit.core.geometry import letterbox, unletterbox
-from faceedit.serving import DEFAULT_MAX_MESSAGE_BYTES, channel_options
+from faceedit.channels import DEFAULT_MAX_MESSAGE_BYTES, channel_options
+from faceedit.core.geometry import Letterbox, letterbox
 
 RETRYABLE = ("StatusCode.UNAVAILABLE",)
 
@@ -25,7 +24,7 @@ class ParserUnavailableError(ParserError):
 
 
 class ParserClient:
-    """Letterboxes images to the deployment's square size, infers labels, maps them back to each image's size."""
+    """face_parser on Triton: images letterboxed to the deployment's square input size in, labels out."""
 
     def __init__(
         self,
@@ -46,15 +45,10 @@ class ParserClient:
         self.backoff_s = backoff_s
         self._client = triton.InferenceServerClient(url, channel_args=channel_options(max_message_bytes))
 
-    async def parse(self, image: np.ndarray, *, timeout_s: float | None = None) -> np.ndarray:
-        """RGB (H,W,3) uint8 -> labels (H,W) uint8 at the same size."""
-        (labels,) = await self.parse_batch([image], timeout_s=timeout_s)
-        return labels
-
-    async def parse_batch(self, images: Sequence[np.ndarray], *, timeout_s: float | None = None) -> list[np.ndarray]:
-        canvases, boxes = zip(*(letterbox(image, self.input_size) for image in images), strict=True)
-        labels = await self.infer_raw(np.stack(canvases), timeout_s=timeout_s)
-        return [unletterbox(lab, box, nearest=True) for lab, box in zip(labels, boxes, strict=True)]
+    def letterbox(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        """RGB (H,W,3) uint8 -> the parser's square input and where the image sits in it (white padding, as the
+        thesis). Map labels back with faceedit.core.geometry.unletterbox(labels, box, nearest=True)."""
+        return letterbox(image, self.input_size)
 
     async def infer_raw(self, batch: np.ndarray, *, timeout_s: float | None = None) -> np.ndarray:
         """[N,H,W,3] uint8 -> [N,H,W] uint8 labels, retrying UNAVAILABLE with backoff inside the deadline."""

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from faceedit.bench.targets import portrait
+from faceedit.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, channel_options
 from faceedit.cli.main import main
 from faceedit.core.imageio import encode_image
 from faceedit.parser.launcher import free_port
 from faceedit.process import ServiceProcess
-from faceedit.serving import channel_options
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, types_pb2
 from tests.helpers import run_faceedit
@@ -24,7 +24,7 @@ def test_eval_reports_ssim_of_one_outside_every_mask(editor_stack: ServiceProces
     folder = tmp_path / "portraits"
     folder.mkdir()
     present: list[set[str]] = []
-    with grpc.insecure_channel(editor_stack.address, options=channel_options()) as channel:
+    with grpc.insecure_channel(editor_stack.address, options=channel_options(FRONT_DOOR_MAX_MESSAGE_BYTES)) as channel:
         stub = face_editor_pb2_grpc.FaceEditorStub(channel)
         for i, (h, w) in enumerate([(160, 120), (128, 128)]):
             image = np.roll(portrait(max(h, w))[:h, :w], i * 7, axis=1)  # two different, non-square portraits
@@ -62,7 +62,7 @@ def test_eval_without_weights_says_what_it_cannot_compute(editor_stack: ServiceP
     folder = tmp_path / "one"
     folder.mkdir()
     (folder / "a.png").write_bytes(encode_image(portrait(96)))
-    with grpc.insecure_channel(editor_stack.address, options=channel_options()) as channel:
+    with grpc.insecure_channel(editor_stack.address, options=channel_options(FRONT_DOOR_MAX_MESSAGE_BYTES)) as channel:
         stub = face_editor_pb2_grpc.FaceEditorStub(channel)
         data = (folder / "a.png").read_bytes()
         parsed = stub.ParseFace(fe.ParseFaceRequest(image=types_pb2.EncodedImage(data=data)), timeout=60)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2
 
+from faceedit.channels import channel_options
+from faceedit.messages import from_raw, to_raw
 from faceedit.process import ServiceProcess, health_status
-from faceedit.rawimage import from_raw, to_raw
-from faceedit.serving import channel_options
 from faceedit.v1 import inpainter_pb2, inpainter_pb2_grpc, types_pb2
 from tests.fixtures.inpainter import start_inpainter
 from tests.helpers import metric_value

@@ -11,6 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from faceedit.core.geometry import unletterbox
 from faceedit.parser.client import ParserClient, ParserError, ParserUnavailableError
 from faceedit.parser.launcher import TritonServer, TritonStartError, free_port
 
@@ -52,12 +53,14 @@ def test_batches_of_several_images(triton_server: TritonServer, parser_model: Pa
     assert np.array_equal(_run(_infer(triton_server.grpc_url, batch)), expected)
 
 
-def test_parse_maps_labels_back_to_each_images_size(triton_server: TritonServer) -> None:
+def test_letterboxed_labels_map_back_to_each_images_size(triton_server: TritonServer) -> None:
     async def go() -> list[np.ndarray]:
         client = ParserClient(triton_server.grpc_url, input_size=64)
         try:
             images = [_images(1, 64)[0][:40], np.zeros((30, 90, 3), np.uint8)]
-            return await client.parse_batch(images)
+            canvases, boxes = zip(*(client.letterbox(image) for image in images), strict=True)
+            labels = await client.infer_raw(np.stack(canvases))
+            return [unletterbox(lab, box, nearest=True) for lab, box in zip(labels, boxes, strict=True)]
         finally:
             await client.close()
 

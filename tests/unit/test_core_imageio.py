@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from faceedit.core.errors import ImageError, InvalidOptionError
-from faceedit.core.imageio import decode_image, decode_mask, encode_image, image_format
+from faceedit.core.imageio import decode_image, decode_mask, encode_image, image_format, jpeg_scan_complete
 
 
 def _encode(img: Image.Image, fmt: str, **options) -> bytes:
@@ -169,10 +169,29 @@ def test_image_over_the_pixel_limit_is_rejected_from_its_header() -> None:
     # The IDAT holds no pixel data at all: only the header was read when these are rejected.
     with pytest.raises(ImageError, match="too large to decode safely"):
         decode_image(_png_header_claiming(30000, 30000))
-    with pytest.raises(ImageError, match="8000x8000 = 64000000 pixels; the limit is 40000000"):
+    with pytest.raises(ImageError, match="8000x8000 = 64000000 pixels; the limit is 50000000"):
         decode_image(_png_header_claiming(8000, 8000))
     with pytest.raises(ImageError, match="the limit is 100"):
         decode_image(encode_image(_gradient(20, 20), "png"), max_pixels=100)
+
+
+def test_truncated_jpeg_is_rejected_not_grey_filled() -> None:
+    """OpenCV's JPEG decoder fills a truncated file's missing rows with grey and reports nothing."""
+    data = encode_image(_gradient(64, 48), "jpeg")
+    assert jpeg_scan_complete(data)
+    for cut in (len(data) - 2, len(data) // 2, len(data) - 200):
+        assert not jpeg_scan_complete(data[:cut])
+        with pytest.raises(ImageError, match="corrupt or truncated"):
+            decode_image(data[:cut])
+    assert decode_image(data + b"trailing bytes after the end marker").shape == (48, 64, 3)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_jpeg_fast_path_equals_pillow_in_every_orientation(orientation: int) -> None:
+    pixels = np.random.default_rng(orientation).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    data = _with_orientation(pixels, orientation, "JPEG")
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    assert np.array_equal(decode_image(data), expected)
 
 
 def test_image_over_the_byte_limit() -> None:

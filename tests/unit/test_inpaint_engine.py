@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from faceedit.inpainter.engine import Cancelled, DeadlineExceeded, Engine, Job
+from faceedit.inpainter.engine import Cancelled, DeadlineExceeded, Engine, Job, PromptCache
 from faceedit.inpainter.pipeline import PipelineOptions, load_pipeline, resolve_device, resolve_dtype
 
 
@@ -95,3 +95,12 @@ def test_a_cancelled_job_stops_at_the_next_step(engine: Engine) -> None:
 def test_a_passed_deadline_stops_the_job(engine: Engine) -> None:
     with pytest.raises(DeadlineExceeded, match="deadline"):
         engine.run_blocking(_job(deadline=time.monotonic() - 1), time.monotonic())
+
+
+def test_prompt_cache_is_lru() -> None:
+    cache = PromptCache(2)
+    calls = []
+    for key in ["a", "b", "a", "c", "b"]:
+        cache.get((key,), lambda key=key: calls.append(key) or (key,))
+    assert calls == ["a", "b", "c", "b"]  # "a" was a hit; "b" was evicted by "c"
+    assert (cache.hits, cache.misses) == (1, 4)

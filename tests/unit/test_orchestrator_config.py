@@ -17,7 +17,9 @@ def test_defaults() -> None:
         "face_parser",
     )
     assert (args.parser_size, args.port, args.metrics_port, args.host) == (512, 50051, 9101, "127.0.0.1")
-    assert args.max_message_bytes == 64 * 2**20 and args.timeout == 600.0
+    assert args.max_message_bytes == 256 * 2**20 and args.timeout == 600.0
+    assert (args.max_image_pixels, args.max_image_bytes) == (50_000_000, 128 * 2**20)  # 8064x6048 fits
+    assert (args.max_in_flight, args.working_size, args.workers) == (16, 1024, 2)
 
 
 def test_env_vars_fill_in_flags_and_flags_win(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ import pytest
 from faceedit.core.errors import CoverageError, ImageError, UnknownNameError
 from faceedit.orchestrator.flow import Deadline, DownstreamError, inpainter_error
 from faceedit.orchestrator.metrics import STAGES, Metrics
-from faceedit.orchestrator.server import error_status
+from faceedit.orchestrator.server import classify
 from faceedit.parser.client import ParserError, ParserUnavailableError
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import types_pb2
@@ -63,12 +63,26 @@ def test_other_inpainter_failures_are_internal_and_keep_the_original_code(code: 
     ],
 )
 def test_error_status(exc: Exception, code: grpc.StatusCode) -> None:
-    assert error_status(exc) == (code, str(exc))
+    failure = classify(exc, "EditFace")
+    assert (failure.code, failure.message) == (code, str(exc))
+
+
+def test_unexpected_errors_are_internal_and_say_which_call_failed() -> None:
+    failure = classify(KeyError("boom"), "EditFace")
+    assert failure.code == grpc.StatusCode.INTERNAL and failure.message == "EditFace failed: 'boom'"
 
 
 def test_coverage_error_message_names_attribute_and_coverage() -> None:
-    _, message = error_status(CoverageError("lips", 0.0002, 0.001, 1.0))
+    message = classify(CoverageError("lips", 0.0002, 0.001, 1.0), "EditFace").message
     assert message == "region 'lips' covers 0.02% of the image; at least 0.10% is required"
+
+
+def test_a_transport_size_limit_is_internal_never_overload() -> None:
+    """gRPC reports its own message-size limit as RESOURCE_EXHAUSTED, without the inpainter's retry hint: a caller
+    would retry that forever, so it is INTERNAL, naming the flag to raise."""
+    exc = _rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "CLIENT: Sent message larger than max (96000063 vs. 67108864)")
+    error = inpainter_error(exc, ADDRESS)
+    assert error.code == grpc.StatusCode.INTERNAL and "--max-message-bytes" in str(error) and not error.trailers
 
 
 def test_deadline_uses_the_callers_time_else_the_default_and_fails_once_spent() -> None:
@@ -81,8 +95,10 @@ def test_deadline_uses_the_callers_time_else_the_default_and_fails_once_spent() 
 
 
 def test_metrics_observe_every_stage_of_a_response() -> None:
-    metrics = Metrics()
-    timings = types_pb2.StageTimings(decode_ms=2, parse_ms=30, mask_ms=4, inpaint_ms=900, composite_ms=3, encode_ms=5)
+    metrics = Metrics(max_in_flight=16)
+    timings = types_pb2.StageTimings(
+        decode_ms=2, parse_ms=30, mask_ms=4, inpaint_ms=900, queue_ms=7, denoise_ms=850, composite_ms=3, encode_ms=5
+    )
     metrics.observe_stages(fe.EditFaceResponse(timings=timings))
     for stage in STAGES:
         count = metrics.registry.get_sample_value("faceedit_stage_seconds_count", {"stage": stage})

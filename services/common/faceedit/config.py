@@ -42,7 +42,7 @@ def env_flag(
 
 
 def server_flags(parser: argparse.ArgumentParser, *, port: int, metrics_port: int) -> None:
-    """--host, --port and --metrics-port, the same three flags and env vars for every gRPC service."""
+    """The flags and env vars every gRPC service shares: where it listens, its metrics, its worker pool."""
     env_flag(parser, "--host", env="FACEEDIT_HOST", default="127.0.0.1", help="address to bind (0.0.0.0 in containers)")
     env_flag(parser, "--port", env="FACEEDIT_PORT", default=port, type=int, help="gRPC port (0 picks a free one)")
     env_flag(
@@ -52,6 +52,14 @@ def server_flags(parser: argparse.ArgumentParser, *, port: int, metrics_port: in
         default=metrics_port,
         type=int,
         help="Prometheus /metrics HTTP port (-1 disables)",
+    )
+    env_flag(
+        parser,
+        "--workers",
+        env="FACEEDIT_WORKERS",
+        default=2,
+        type=int,
+        help="threads for CPU work (decode, resize, masks, composite, encode), off the event loop",
     )
 
 

@@ -1,13 +1,18 @@
-"""gRPC server plumbing shared by the inpainter and the orchestrator: message sizes, health, reflection,
-metrics and the mapping from core errors to status codes."""
+"""gRPC server plumbing shared by the inpainter and the orchestrator: one way to answer a call (status mapping,
+metrics), one stream pump, the CPU worker pool, health, reflection and metrics endpoints."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
+import logging
 import signal
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -15,18 +20,13 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, start_http_server
 
+from faceedit.channels import DEFAULT_MAX_MESSAGE_BYTES, channel_options
 from faceedit.core.errors import CoverageError, FaceEditError
 
-# gRPC's default is 4 MiB; a 1024x1024 PNG or a raw 1024x1024 RGB frame (3 MiB plus mask) gets close to it.
-DEFAULT_MAX_MESSAGE_BYTES = 64 * 2**20
-
-
-def channel_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[tuple[str, Any]]:
-    """Options for servers and channels alike, so both ends agree on the size limits."""
-    return [
-        ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.max_receive_message_length", max_message_bytes),
-    ]
+log = logging.getLogger("faceedit.serving")
+T = TypeVar("T")
+# The health service name that reports the process alone (liveness probes): it never follows dependencies.
+LIVENESS = "liveness"
 
 
 def status_for(exc: BaseException) -> grpc.StatusCode:
@@ -38,9 +38,114 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-async def abort_with(context: grpc.aio.ServicerContext, exc: BaseException) -> NoReturn:
-    await context.abort(status_for(exc), str(exc))
-    raise AssertionError("unreachable: context.abort raises")
+@dataclass(frozen=True)
+class Failure:
+    """How a call ends when it fails: the status, the message, and trailers (e.g. retry-after-ms)."""
+
+    code: grpc.StatusCode
+    message: str
+    trailers: tuple[tuple[str, str], ...] = ()
+
+
+class CallError(Exception):
+    """Raised by service code to end the call with exactly this failure."""
+
+    def __init__(self, failure: Failure) -> None:
+        self.failure = failure
+        super().__init__(failure.message)
+
+
+def classify_core(exc: Exception, method: str) -> Failure:
+    """CallError as given, core errors by status_for; anything else is INTERNAL and logged with its traceback
+    (call this inside the except block)."""
+    if isinstance(exc, CallError):
+        return exc.failure
+    code = status_for(exc)
+    if code == grpc.StatusCode.INTERNAL:
+        log.exception("%s failed", method)
+        return Failure(code, f"{method} failed: {exc}")
+    return Failure(code, str(exc))
+
+
+Observe = Callable[[str, str, float], None]
+
+
+async def answer(
+    context: grpc.aio.ServicerContext,
+    method: str,
+    work: Callable[[], Awaitable[T]],
+    *,
+    observe: Observe,
+    classify: Callable[[Exception, str], Failure] = classify_core,
+) -> T:
+    """Run one call's work; end it with classify's status when work raises; observe(method, code, seconds) every
+    outcome, cancellations included.
+
+    The call is aborted after the except block, not inside it: an abort raised there would chain the failure's
+    traceback, whose frames hold the request's pixels, to the abort, and keep them alive in a reference cycle
+    until the cyclic collector runs. Under overload that is most calls.
+    """
+    started = time.monotonic()
+    code = grpc.StatusCode.OK
+    try:
+        try:
+            return await work()
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as exc:
+            failure = classify(exc, method)
+        code = failure.code
+        if failure.trailers:
+            context.set_trailing_metadata(failure.trailers)
+        await context.abort(failure.code, failure.message)
+        raise AssertionError("unreachable: context.abort raises")
+    finally:
+        observe(method, code.name, time.monotonic() - started)
+
+
+async def stream_events(work: Callable[[Callable[[Any], None]], Awaitable[None]]) -> AsyncIterator[Any]:
+    """Run work(emit) and yield whatever it emits, in order, as it emits it; end when work returns, re-raising
+    its failure. emit must be called on the event loop's thread. If the consumer stops early (the caller went
+    away), work is cancelled and awaited, so it never outlives its call."""
+    events: asyncio.Queue = asyncio.Queue()
+    finished = object()
+
+    async def run() -> None:
+        try:
+            await work(events.put_nowait)
+        finally:
+            events.put_nowait(finished)
+
+    task = asyncio.ensure_future(run())
+    try:
+        while (event := await events.get()) is not finished:
+            yield event
+        await task
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+class WorkerPool:
+    """A bounded set of threads for CPU work (decode, resize, masks, composite, raw copies, encode), so the event
+    loop does I/O only and answers health checks in milliseconds however busy the server is. numpy, OpenCV and
+    Pillow release the GIL inside these kernels, so the threads really run in parallel. Admission bounds the
+    calls in flight, and each has at most one job here, so the queue is bounded too."""
+
+    def __init__(self, workers: int) -> None:
+        if workers < 1:
+            raise ValueError(f"a worker pool needs at least one thread, got {workers}")
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cpu")
+
+    async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        # The caller's context travels along, so log fields and trace spans follow the work into the thread.
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass
@@ -51,6 +156,7 @@ class RunningServer:
     service_names: tuple[str, ...]
 
     async def set_serving(self, serving: bool) -> None:
+        """Readiness: "" and the service names. Liveness stays SERVING for as long as the process runs."""
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ("", *self.service_names):
             await self.health.set(name, status)
@@ -64,10 +170,8 @@ async def start_grpc_server(
     port: int,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> RunningServer:
-    """Start a grpc.aio server with health (NOT_SERVING until the caller says otherwise) and reflection.
-
-    port 0 binds a free port; the bound port is returned in RunningServer.port.
-    """
+    """Start a grpc.aio server with health (readiness NOT_SERVING until the caller says otherwise, liveness
+    SERVING) and reflection. port 0 binds a free port; the bound port is returned in RunningServer.port."""
     names = tuple(service_names)
     server = grpc.aio.server(options=channel_options(max_message_bytes))
     for add in register:
@@ -82,6 +186,7 @@ async def start_grpc_server(
         raise OSError(f"cannot bind gRPC port {host}:{port}")
     running = RunningServer(server, health, bound, names)
     await running.set_serving(False)
+    await health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     await server.start()
     return running
 

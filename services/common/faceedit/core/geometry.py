@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
-from PIL import Image
 
 from faceedit.core.errors import InvalidOptionError
 
@@ -24,14 +24,24 @@ class Letterbox:
 
 
 def resize(image: np.ndarray, width: int, height: int, *, nearest: bool = False) -> np.ndarray:
-    """Resize (H,W[,C]) uint8; nearest keeps label values intact, LANCZOS otherwise. An image already of that size
-    comes back as it is (not a copy)."""
+    """Resize (H,W[,3]) uint8. nearest keeps label values intact (pixel-centre sampling, as PIL's NEAREST);
+    otherwise area averaging when shrinking (no aliasing: a 12 MP photo becomes a 512 parser input) and Lanczos
+    when enlarging. An image already of that size comes back as it is (not a copy).
+
+    OpenCV's kernels, not PIL's: 3-5x faster on photo-sized frames, and they release the GIL, so the worker pool
+    that runs them really runs them in parallel.
+    """
     if width < 1 or height < 1:
         raise InvalidOptionError(f"cannot resize to {width}x{height}; both sides must be at least 1")
     if image.shape[1] == width and image.shape[0] == height:
         return image
-    resample = Image.Resampling.NEAREST if nearest else Image.Resampling.LANCZOS
-    return np.asarray(Image.fromarray(image).resize((width, height), resample))
+    if nearest:
+        interpolation = cv2.INTER_NEAREST_EXACT
+    elif width <= image.shape[1] and height <= image.shape[0]:
+        interpolation = cv2.INTER_AREA
+    else:
+        interpolation = cv2.INTER_LANCZOS4
+    return cv2.resize(np.ascontiguousarray(image), (width, height), interpolation=interpolation)
 
 
 def letterbox(image: np.ndarray, size: int, *, fill: int = 255, nearest: bool = False) -> tuple[np.ndarray, Letterbox]:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 import struct
 
+import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from faceedit.core.errors import ImageError, InvalidOptionError
 
-DEFAULT_MAX_BYTES = 32 * 2**20
-DEFAULT_MAX_PIXELS = 40_000_000
+# 50 MP covers every phone and most cameras (8064x6048 = 48.8 MP); 128 MiB holds such a photo as a PNG.
+DEFAULT_MAX_BYTES = 128 * 2**20
+DEFAULT_MAX_PIXELS = 50_000_000
 # The inpainter's VAE downsamples by 8; anything smaller has no latent pixel to edit.
 MIN_SIDE = 8
 ORIENTATION = 0x0112  # EXIF tag
@@ -25,6 +27,16 @@ _UPRIGHT = {
     6: Image.Transpose.ROTATE_270,
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
+}
+# The same transposes on a numpy array (views; the caller makes them contiguous).
+_UPRIGHT_ARRAY = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: a[::-1].swapaxes(0, 1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: a[:, ::-1].swapaxes(0, 1),
 }
 # Orientations 5-8 turn by 90 degrees: the displayed image has width and height swapped.
 _SWAPS_SIDES = frozenset({5, 6, 7, 8})
@@ -101,6 +113,52 @@ def _decoded(img: Image.Image, background: int, what: str) -> Image.Image:
         raise ImageError(f"{what} data is corrupt or truncated ({exc}); {_SEND}") from None
 
 
+def image_size(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[int, int]:
+    """(width, height) as displayed (EXIF orientation applied), from the header alone; ImageError as decode_image
+    would raise it for missing, oversized, unrecognised or unsupported data."""
+    with _open(data, max_bytes) as img:
+        _accepted_format(img)
+        return _displayed_size(img)
+
+
+def jpeg_scan_complete(data: bytes) -> bool:
+    """Whether a JPEG reaches its end-of-image marker after its first scan.
+
+    libjpeg decodes a truncated file without an error (the missing rows come out grey), so the fast decoder needs
+    the check Pillow makes itself. Segments before the first scan are skipped by their lengths, so an EXIF
+    thumbnail's own end marker does not count; inside a scan every 0xFF byte is stuffed or a restart marker, so
+    FF D9 there is the real end. Bytes after the end (a second MPO frame, padding) are fine.
+    """
+    at = 2
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            return False
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+        elif marker == 0xDA:  # start of scan
+            return data.find(b"\xff\xd9", at + 2) != -1
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            at += 2
+        else:
+            at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+    return False
+
+
+def _fast_jpeg(data: bytes, img: Image.Image) -> np.ndarray | None:
+    """An RGB or greyscale JPEG's pixels through OpenCV's decoder (12 MP: ~80 ms against ~210 ms through Pillow
+    here, identical pixels), upright. None for anything Pillow should handle (CMYK, or what OpenCV refuses)."""
+    if img.format not in ("JPEG", "MPO") or img.mode not in ("RGB", "L"):
+        return None
+    if not jpeg_scan_complete(data):
+        raise ImageError(f"image data is corrupt or truncated (the JPEG ends before its last scan); {_SEND}")
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
+    if pixels is None or pixels.shape[:2] != (img.height, img.width):
+        return None
+    transpose = _UPRIGHT_ARRAY.get(_orientation(img))
+    return pixels if transpose is None else np.ascontiguousarray(transpose(pixels))
+
+
 def decode_image(
     data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> np.ndarray:
@@ -114,7 +172,8 @@ def decode_image(
             raise ImageError(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
         if min(width, height) < MIN_SIDE:
             raise ImageError(f"image is {width}x{height}; both sides must be at least {MIN_SIDE} pixels")
-        return np.array(_decoded(img, 255, "image"), dtype=np.uint8)
+        fast = _fast_jpeg(data, img)
+        return fast if fast is not None else np.array(_decoded(img, 255, "image"), dtype=np.uint8)
 
 
 def encode_image(image: np.ndarray, fmt: str = "png", *, quality: int = 95) -> bytes:

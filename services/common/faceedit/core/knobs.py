@@ -16,6 +16,9 @@ DEFAULT_CROP_PADDING = 32
 MAX_STEPS = 150
 MAX_GUIDANCE = 30.0
 MAX_CROP_PADDING = 1024
+# CLIP reads 77 tokens (~300 characters) and the pipeline truncates the rest; the bound only keeps megabyte
+# "prompts" away from the text encoders, the prompt cache and the logs.
+MAX_PROMPT_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,16 @@ def check_range(name: str, value: float, low: float, high: float, *, low_open: b
     if not math.isfinite(value) or below or value > high:
         bracket = "(" if low_open else "["
         raise InvalidOptionError(f"{name} must be in {bracket}{low:g}, {high:g}], got {value:g}")
+
+
+def check_prompts(prompt: str, negative_prompt: str = "") -> str:
+    """The stripped prompt; InvalidOptionError when it is blank or either text is longer than MAX_PROMPT_CHARS."""
+    for name, text in (("prompt", prompt), ("negative_prompt", negative_prompt)):
+        if len(text) > MAX_PROMPT_CHARS:
+            raise InvalidOptionError(f"{name} is {len(text)} characters; at most {MAX_PROMPT_CHARS} are accepted")
+    if not prompt.strip():
+        raise InvalidOptionError("prompt is required: describe what the region should become")
+    return prompt.strip()
 
 
 def resolve_knobs(

@@ -66,9 +66,11 @@ class Edit(_message.Message):
     ears, neck, mouth (see ListAttributes). May be empty when mask.classes names the classes.
     """
     prompt: _builtins.str
-    """What the region should become, e.g. "curly auburn hair". Required."""
+    """What the region should become, e.g. "curly auburn hair". Required; at most 2000 characters."""
     negative_prompt: _builtins.str
-    """Extra negative prompt, merged with the attribute's vocabulary and the base negative prompt."""
+    """Extra negative prompt, merged with the attribute's vocabulary and the base negative prompt. At most 2000
+    characters.
+    """
     strength: _builtins.float
     """Denoising strength in (0, 1]. Default 0.90; 0.60 for eyebrows (thesis 4.9.5)."""
     guidance_scale: _builtins.float
@@ -223,7 +225,9 @@ class EditStepResult(_message.Message):
 
     @_builtins.property
     def image(self) -> _types_pb2.EncodedImage:
-        """When return_masks: the image after this edit (PNG, caller's size), for figures and debugging."""
+        """When return_masks: the image after this edit (PNG, caller's size), for figures and debugging. Left
+        out for the last edit: its image is the response's image.
+        """
 
     def __init__(
         self,

@@ -67,7 +67,10 @@ class FaceEditorServicer:
         which pixels outside every mask are unchanged.
         Errors: INVALID_ARGUMENT (bad image, unknown attribute or class, bad knob), FAILED_PRECONDITION
         (region absent or too small/large: names the attribute and the coverage found), UNAVAILABLE (parser
-        or inpainter down), RESOURCE_EXHAUSTED (inpainter queue full), DEADLINE_EXCEEDED, CANCELLED.
+        or inpainter down), RESOURCE_EXHAUSTED (overload only: the orchestrator's in-flight limit, or the
+        inpainters' queues; retry after the retry-after-ms trailer when present), DEADLINE_EXCEEDED (also at
+        once when the deadline is shorter than the work needs), CANCELLED, INTERNAL (a fault of ours; the
+        message names it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

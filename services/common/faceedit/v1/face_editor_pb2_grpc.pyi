@@ -39,7 +39,10 @@ class FaceEditorStub:
     which pixels outside every mask are unchanged.
     Errors: INVALID_ARGUMENT (bad image, unknown attribute or class, bad knob), FAILED_PRECONDITION
     (region absent or too small/large: names the attribute and the coverage found), UNAVAILABLE (parser
-    or inpainter down), RESOURCE_EXHAUSTED (inpainter queue full), DEADLINE_EXCEEDED, CANCELLED.
+    or inpainter down), RESOURCE_EXHAUSTED (overload only: the orchestrator's in-flight limit, or the
+    inpainters' queues; retry after the retry-after-ms trailer when present), DEADLINE_EXCEEDED (also at
+    once when the deadline is shorter than the work needs), CANCELLED, INTERNAL (a fault of ours; the
+    message names it).
     """
     StreamEditFace: _grpc.UnaryStreamMultiCallable[_face_editor_pb2.EditFaceRequest, _face_editor_pb2.EditFaceEvent]
     """The same as EditFace, streaming stage events and denoising progress, then the final result."""
@@ -59,7 +62,10 @@ class FaceEditorAsyncStub(FaceEditorStub):
     which pixels outside every mask are unchanged.
     Errors: INVALID_ARGUMENT (bad image, unknown attribute or class, bad knob), FAILED_PRECONDITION
     (region absent or too small/large: names the attribute and the coverage found), UNAVAILABLE (parser
-    or inpainter down), RESOURCE_EXHAUSTED (inpainter queue full), DEADLINE_EXCEEDED, CANCELLED.
+    or inpainter down), RESOURCE_EXHAUSTED (overload only: the orchestrator's in-flight limit, or the
+    inpainters' queues; retry after the retry-after-ms trailer when present), DEADLINE_EXCEEDED (also at
+    once when the deadline is shorter than the work needs), CANCELLED, INTERNAL (a fault of ours; the
+    message names it).
     """
     StreamEditFace: _aio.UnaryStreamMultiCallable[_face_editor_pb2.EditFaceRequest, _face_editor_pb2.EditFaceEvent]  # type: ignore[assignment]
     """The same as EditFace, streaming stage events and denoising progress, then the final result."""
@@ -82,7 +88,10 @@ class FaceEditorServicer(metaclass=_abc_1.ABCMeta):
         which pixels outside every mask are unchanged.
         Errors: INVALID_ARGUMENT (bad image, unknown attribute or class, bad knob), FAILED_PRECONDITION
         (region absent or too small/large: names the attribute and the coverage found), UNAVAILABLE (parser
-        or inpainter down), RESOURCE_EXHAUSTED (inpainter queue full), DEADLINE_EXCEEDED, CANCELLED.
+        or inpainter down), RESOURCE_EXHAUSTED (overload only: the orchestrator's in-flight limit, or the
+        inpainters' queues; retry after the retry-after-ms trailer when present), DEADLINE_EXCEEDED (also at
+        once when the deadline is shorter than the work needs), CANCELLED, INTERNAL (a fault of ours; the
+        message names it).
         """
 
     @_abc_1.abstractmethod

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from faceedit.v1 import types_pb2 as faceedit_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66\x61\x63\x65\x65\x64it/v1/inpainter.proto\x12\x0b\x66\x61\x63\x65\x65\x64it.v1\x1a\x17\x66\x61\x63\x65\x65\x64it/v1/types.proto\"\x85\x03\n\x0eInpaintRequest\x12$\n\x05image\x18\x01 \x01(\x0b\x32\x15.faceedit.v1.RawImage\x12#\n\x04mask\x18\x02 \x01(\x0b\x32\x15.faceedit.v1.RawImage\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\x17\n\x0fnegative_prompt\x18\x04 \x01(\t\x12\x15\n\x08strength\x18\x05 \x01(\x02H\x00\x88\x01\x01\x12\x1b\n\x0eguidance_scale\x18\x06 \x01(\x02H\x01\x88\x01\x01\x12 \n\x13num_inference_steps\x18\x07 \x01(\x05H\x02\x88\x01\x01\x12\x11\n\x04seed\x18\x08 \x01(\x03H\x03\x88\x01\x01\x12\x11\n\tattribute\x18\t \x01(\t\x12,\n\x07options\x18\n \x01(\x0b\x32\x1b.faceedit.v1.InpaintOptions\x12\x14\n\x0cpreview_size\x18\x0b \x01(\rB\x0b\n\t_strengthB\x11\n\x0f_guidance_scaleB\x16\n\x14_num_inference_stepsB\x07\n\x05_seed\"\xda\x01\n\x0fInpaintResponse\x12$\n\x05image\x18\x01 \x01(\x0b\x32\x15.faceedit.v1.RawImage\x12\x0c\n\x04seed\x18\x02 \x01(\x03\x12\x17\n\x0fnegative_prompt\x18\x03 \x01(\t\x12\x0f\n\x07\x63ropped\x18\x04 \x01(\x08\x12*\n\x08\x63rop_box\x18\x05 \x01(\x0b\x32\x18.faceedit.v1.BoundingBox\x12\x11\n\tsteps_run\x18\x06 \x01(\x05\x12*\n\x07timings\x18\x07 \x01(\x0b\x32\x19.faceedit.v1.StageTimings\"t\n\x0fInpaintProgress\x12\x0c\n\x04step\x18\x01 \x01(\x05\x12\x13\n\x0btotal_steps\x18\x02 \x01(\x05\x12\x12\n\nelapsed_ms\x18\x03 \x01(\x01\x12*\n\x07preview\x18\x04 \x01(\x0b\x32\x19.faceedit.v1.EncodedImage\"y\n\x0cInpaintEvent\x12\x30\n\x08progress\x18\x01 \x01(\x0b\x32\x1c.faceedit.v1.InpaintProgressH\x00\x12.\n\x06result\x18\x02 \x01(\x0b\x32\x1c.faceedit.v1.InpaintResponseH\x00\x42\x07\n\x05\x65vent2\x9c\x01\n\tInpainter\x12\x44\n\x07Inpaint\x12\x1b.faceedit.v1.InpaintRequest\x1a\x1c.faceedit.v1.InpaintResponse\x12I\n\rStreamInpaint\x12\x1b.faceedit.v1.InpaintRequest\x1a\x19.faceedit.v1.InpaintEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66\x61\x63\x65\x65\x64it/v1/inpainter.proto\x12\x0b\x66\x61\x63\x65\x65\x64it.v1\x1a\x17\x66\x61\x63\x65\x65\x64it/v1/types.proto\"\xb1\x03\n\x0eInpaintRequest\x12$\n\x05image\x18\x01 \x01(\x0b\x32\x15.faceedit.v1.RawImage\x12#\n\x04mask\x18\x02 \x01(\x0b\x32\x15.faceedit.v1.RawImage\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\x17\n\x0fnegative_prompt\x18\x04 \x01(\t\x12\x15\n\x08strength\x18\x05 \x01(\x02H\x00\x88\x01\x01\x12\x1b\n\x0eguidance_scale\x18\x06 \x01(\x02H\x01\x88\x01\x01\x12 \n\x13num_inference_steps\x18\x07 \x01(\x05H\x02\x88\x01\x01\x12\x11\n\x04seed\x18\x08 \x01(\x03H\x03\x88\x01\x01\x12\x11\n\tattribute\x18\t \x01(\t\x12,\n\x07options\x18\n \x01(\x0b\x32\x1b.faceedit.v1.InpaintOptions\x12\x14\n\x0cpreview_size\x18\x0b \x01(\r\x12\x12\n\nprecropped\x18\x0c \x01(\x08\x12\x16\n\x0eskip_composite\x18\r \x01(\x08\x42\x0b\n\t_strengthB\x11\n\x0f_guidance_scaleB\x16\n\x14_num_inference_stepsB\x07\n\x05_seed\"\xda\x01\n\x0fInpaintResponse\x12$\n\x05image\x18\x01 \x01(\x0b\x32\x15.faceedit.v1.RawImage\x12\x0c\n\x04seed\x18\x02 \x01(\x03\x12\x17\n\x0fnegative_prompt\x18\x03 \x01(\t\x12\x0f\n\x07\x63ropped\x18\x04 \x01(\x08\x12*\n\x08\x63rop_box\x18\x05 \x01(\x0b\x32\x18.faceedit.v1.BoundingBox\x12\x11\n\tsteps_run\x18\x06 \x01(\x05\x12*\n\x07timings\x18\x07 \x01(\x0b\x32\x19.faceedit.v1.StageTimings\"t\n\x0fInpaintProgress\x12\x0c\n\x04step\x18\x01 \x01(\x05\x12\x13\n\x0btotal_steps\x18\x02 \x01(\x05\x12\x12\n\nelapsed_ms\x18\x03 \x01(\x01\x12*\n\x07preview\x18\x04 \x01(\x0b\x32\x19.faceedit.v1.EncodedImage\"y\n\x0cInpaintEvent\x12\x30\n\x08progress\x18\x01 \x01(\x0b\x32\x1c.faceedit.v1.InpaintProgressH\x00\x12.\n\x06result\x18\x02 \x01(\x0b\x32\x1c.faceedit.v1.InpaintResponseH\x00\x42\x07\n\x05\x65vent2\x9c\x01\n\tInpainter\x12\x44\n\x07Inpaint\x12\x1b.faceedit.v1.InpaintRequest\x1a\x1c.faceedit.v1.InpaintResponse\x12I\n\rStreamInpaint\x12\x1b.faceedit.v1.InpaintRequest\x1a\x19.faceedit.v1.InpaintEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,13 +33,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'faceedit.v1.inpainter_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_INPAINTREQUEST']._serialized_start=70
-  _globals['_INPAINTREQUEST']._serialized_end=459
-  _globals['_INPAINTRESPONSE']._serialized_start=462
-  _globals['_INPAINTRESPONSE']._serialized_end=680
-  _globals['_INPAINTPROGRESS']._serialized_start=682
-  _globals['_INPAINTPROGRESS']._serialized_end=798
-  _globals['_INPAINTEVENT']._serialized_start=800
-  _globals['_INPAINTEVENT']._serialized_end=921
-  _globals['_INPAINTER']._serialized_start=924
-  _globals['_INPAINTER']._serialized_end=1080
+  _globals['_INPAINTREQUEST']._serialized_end=503
+  _globals['_INPAINTRESPONSE']._serialized_start=506
+  _globals['_INPAINTRESPONSE']._serialized_end=724
+  _globals['_INPAINTPROGRESS']._serialized_start=726
+  _globals['_INPAINTPROGRESS']._serialized_end=842
+  _globals['_INPAINTEVENT']._serialized_start=844
+  _globals['_INPAINTEVENT']._serialized_end=965
+  _globals['_INPAINTER']._serialized_start=968
+  _globals['_INPAINTER']._serialized_end=1124
 # @@protoc_insertion_point(module_scope)

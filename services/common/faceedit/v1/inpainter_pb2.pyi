@@ -32,10 +32,14 @@ class InpaintRequest(_message.Message):
     ATTRIBUTE_FIELD_NUMBER: _builtins.int
     OPTIONS_FIELD_NUMBER: _builtins.int
     PREVIEW_SIZE_FIELD_NUMBER: _builtins.int
+    PRECROPPED_FIELD_NUMBER: _builtins.int
+    SKIP_COMPOSITE_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
-    """What to generate inside the mask. Required (non-blank)."""
+    """What to generate inside the mask. Required (non-blank), at most 2000 characters (CLIP reads 77 tokens)."""
     negative_prompt: _builtins.str
-    """Extra negative prompt, merged with the attribute-aware vocabulary (see InpaintOptions)."""
+    """Extra negative prompt, merged with the attribute-aware vocabulary (see InpaintOptions). At most 2000
+    characters.
+    """
     strength: _builtins.float
     """Denoising strength in (0, 1]. Default 0.90 (thesis 4.9.5); 0.60 when attribute is "eyebrows"."""
     guidance_scale: _builtins.float
@@ -50,9 +54,21 @@ class InpaintRequest(_message.Message):
     """StreamInpaint only: longest side in pixels of a preview image attached to each step event
     (decoded from the current latents). Default 0: no previews.
     """
+    precropped: _builtins.bool
+    """The image already is the region to render, cut out of a larger photo by the caller (the orchestrator sends
+    each edit's padded crop so that no Inpaint message grows with the photo): it renders whole, at the crop
+    canvas, and options.crop_mode and crop_padding are not used. Default off: the inpainter frames the region.
+    """
+    skip_composite: _builtins.bool
+    """Return the render inside the frame without blending it through the mask (colour-matched when asked); the
+    caller blends, e.g. at the photo's full resolution. Default off: pixels where the mask is 0 come back
+    bit-identical to the input.
+    """
     @_builtins.property
     def image(self) -> _types_pb2.RawImage:
-        """RGB image (channels 3), any size; the output has the same size."""
+        """RGB image (channels 3), any size within the server's message limit; the output has the same size.
+        The orchestrator sends only an edit's region (precropped), at most the working size on its longer side.
+        """
 
     @_builtins.property
     def mask(self) -> _types_pb2.RawImage:
@@ -74,10 +90,12 @@ class InpaintRequest(_message.Message):
         attribute: _builtins.str = ...,
         options: _types_pb2.InpaintOptions | None = ...,
         preview_size: _builtins.int = ...,
+        precropped: _builtins.bool = ...,
+        skip_composite: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_num_inference_steps", b"_num_inference_steps", "_seed", b"_seed", "_strength", b"_strength", "guidance_scale", b"guidance_scale", "image", b"image", "mask", b"mask", "num_inference_steps", b"num_inference_steps", "options", b"options", "seed", b"seed", "strength", b"strength"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_num_inference_steps", b"_num_inference_steps", "_seed", b"_seed", "_strength", b"_strength", "attribute", b"attribute", "guidance_scale", b"guidance_scale", "image", b"image", "mask", b"mask", "negative_prompt", b"negative_prompt", "num_inference_steps", b"num_inference_steps", "options", b"options", "preview_size", b"preview_size", "prompt", b"prompt", "seed", b"seed", "strength", b"strength"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_num_inference_steps", b"_num_inference_steps", "_seed", b"_seed", "_strength", b"_strength", "attribute", b"attribute", "guidance_scale", b"guidance_scale", "image", b"image", "mask", b"mask", "negative_prompt", b"negative_prompt", "num_inference_steps", b"num_inference_steps", "options", b"options", "precropped", b"precropped", "preview_size", b"preview_size", "prompt", b"prompt", "seed", b"seed", "skip_composite", b"skip_composite", "strength", b"strength"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__guidance_scale: _TypeAlias = _typing.Literal["guidance_scale"]  # noqa: Y015
     _WhichOneofArgType__guidance_scale: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale"]  # noqa: Y015

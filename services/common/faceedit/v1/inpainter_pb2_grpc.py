@@ -28,6 +28,9 @@ if _version_not_supported:
 class InpainterStub:
     """SDXL inpainting as a service. One pipeline per process; requests queue for it (bounded queue:
     RESOURCE_EXHAUSTED when full). Pixels where the mask is 0 are returned bit-identical to the input.
+    Admission: a request is refused with RESOURCE_EXHAUSTED (and a retry-after-ms trailer) when the queue is full
+    or its estimated wait exceeds the server's maximum queue wait, and with DEADLINE_EXCEEDED at once when its
+    deadline is shorter than its own estimated service time.
     """
 
     def __init__(self, channel):
@@ -51,6 +54,9 @@ class InpainterStub:
 class InpainterServicer:
     """SDXL inpainting as a service. One pipeline per process; requests queue for it (bounded queue:
     RESOURCE_EXHAUSTED when full). Pixels where the mask is 0 are returned bit-identical to the input.
+    Admission: a request is refused with RESOURCE_EXHAUSTED (and a retry-after-ms trailer) when the queue is full
+    or its estimated wait exceeds the server's maximum queue wait, and with DEADLINE_EXCEEDED at once when its
+    deadline is shorter than its own estimated service time.
     """
 
     def Inpaint(self, request, context):
@@ -92,6 +98,9 @@ def add_InpainterServicer_to_server(servicer, server):
 class Inpainter:
     """SDXL inpainting as a service. One pipeline per process; requests queue for it (bounded queue:
     RESOURCE_EXHAUSTED when full). Pixels where the mask is 0 are returned bit-identical to the input.
+    Admission: a request is refused with RESOURCE_EXHAUSTED (and a retry-after-ms trailer) when the queue is full
+    or its estimated wait exceeds the server's maximum queue wait, and with DEADLINE_EXCEEDED at once when its
+    deadline is shorter than its own estimated service time.
     """
 
     @staticmethod

@@ -29,6 +29,9 @@ GRPC_VERSION: str
 class InpainterStub:
     """SDXL inpainting as a service. One pipeline per process; requests queue for it (bounded queue:
     RESOURCE_EXHAUSTED when full). Pixels where the mask is 0 are returned bit-identical to the input.
+    Admission: a request is refused with RESOURCE_EXHAUSTED (and a retry-after-ms trailer) when the queue is full
+    or its estimated wait exceeds the server's maximum queue wait, and with DEADLINE_EXCEEDED at once when its
+    deadline is shorter than its own estimated service time.
     """
 
     @_typing.overload
@@ -46,6 +49,9 @@ class InpainterStub:
 class InpainterAsyncStub(InpainterStub):
     """SDXL inpainting as a service. One pipeline per process; requests queue for it (bounded queue:
     RESOURCE_EXHAUSTED when full). Pixels where the mask is 0 are returned bit-identical to the input.
+    Admission: a request is refused with RESOURCE_EXHAUSTED (and a retry-after-ms trailer) when the queue is full
+    or its estimated wait exceeds the server's maximum queue wait, and with DEADLINE_EXCEEDED at once when its
+    deadline is shorter than its own estimated service time.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -59,6 +65,9 @@ class InpainterAsyncStub(InpainterStub):
 class InpainterServicer(metaclass=_abc_1.ABCMeta):
     """SDXL inpainting as a service. One pipeline per process; requests queue for it (bounded queue:
     RESOURCE_EXHAUSTED when full). Pixels where the mask is 0 are returned bit-identical to the input.
+    Admission: a request is refused with RESOURCE_EXHAUSTED (and a retry-after-ms trailer) when the queue is full
+    or its estimated wait exceeds the server's maximum queue wait, and with DEADLINE_EXCEEDED at once when its
+    deadline is shorter than its own estimated service time.
     """
 
     @_abc_1.abstractmethod

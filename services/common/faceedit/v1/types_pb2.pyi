@@ -106,7 +106,7 @@ class EncodedImage(_message.Message):
     WIDTH_FIELD_NUMBER: _builtins.int
     HEIGHT_FIELD_NUMBER: _builtins.int
     data: _builtins.bytes
-    """The encoded bytes. Required on requests. Limits: 32 MiB of bytes and 40 megapixels by default
+    """The encoded bytes. Required on requests. Limits: 128 MiB of bytes and 50 megapixels by default
     (server flags); larger inputs are rejected with INVALID_ARGUMENT before decoding.
     """
     format: Global___ImageFormat.ValueType
@@ -210,13 +210,17 @@ class StageTimings(_message.Message):
     decode_ms: _builtins.float
     """Decoding and normalising the caller's image (EXIF, alpha, limits)."""
     parse_ms: _builtins.float
-    """Face parsing on Triton, including transfer."""
+    """Face parsing on Triton: the inference round trip only (letterboxing the photo to the parser's input and
+    mapping labels back are the orchestrator's own work, counted in total_ms alone).
+    """
     mask_ms: _builtins.float
     """Building the mask from the parse (union, grow, feather, coverage check)."""
     inpaint_ms: _builtins.float
     """Inpainting as seen by the caller of the inpainter (includes queueing and transfer)."""
     composite_ms: _builtins.float
-    """Compositing the generated pixels into the original through the soft mask."""
+    """Blending the generated pixels into the original through the soft mask (EditFace: at the photo's full
+    resolution, in the orchestrator).
+    """
     encode_ms: _builtins.float
     """Encoding the response image(s)."""
     queue_ms: _builtins.float

@@ -1,11 +1,20 @@
-"""Conversions between numpy arrays and faceedit.v1.RawImage, the uncompressed form used between services."""
+"""Helpers over the generated messages: numpy arrays <-> faceedit.v1.RawImage (the uncompressed form used between
+services) and proto3 optional fields."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from google.protobuf.message import Message
 
 from faceedit.core.errors import InvalidOptionError
 from faceedit.v1 import types_pb2
+
+
+def optional(message: Message, name: str) -> Any:
+    """The value of a proto3 `optional` field, or None when the caller left it unset (so the default applies)."""
+    return getattr(message, name) if message.HasField(name) else None
 
 
 def to_raw(array: np.ndarray) -> types_pb2.RawImage:
@@ -35,3 +44,23 @@ def from_raw(raw: types_pb2.RawImage, *, channels: int, name: str = "image") -> 
     array = np.frombuffer(raw.pixels, dtype=np.uint8)
     shape = (raw.height, raw.width) if channels == 1 else (raw.height, raw.width, channels)
     return array.reshape(shape)
+
+
+# Client-facing encodings by name, and back.
+FORMAT_ENUM = {
+    "png": types_pb2.IMAGE_FORMAT_PNG,
+    "jpeg": types_pb2.IMAGE_FORMAT_JPEG,
+    "webp": types_pb2.IMAGE_FORMAT_WEBP,
+}
+OUTPUT_FORMATS = {
+    types_pb2.IMAGE_FORMAT_UNSPECIFIED: "png",
+    types_pb2.IMAGE_FORMAT_PNG: "png",
+    types_pb2.IMAGE_FORMAT_JPEG: "jpeg",
+    types_pb2.IMAGE_FORMAT_WEBP: "webp",
+}
+# InpaintOptions.crop_mode -> faceedit.core.framing's frame modes.
+FRAME_MODES = {
+    types_pb2.CROP_MODE_UNSPECIFIED: "auto",
+    types_pb2.CROP_MODE_CROP: "crop",
+    types_pb2.CROP_MODE_FULL_FRAME: "full",
+}
