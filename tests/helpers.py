@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 import urllib.request
+from collections.abc import Callable
 
 FACEEDIT = [sys.executable, "-m", "faceedit.cli.main"]
 
@@ -19,3 +21,11 @@ def metric_value(url: str, sample: str) -> float:
     text = urllib.request.urlopen(url, timeout=5).read().decode()
     match = re.search(rf"^{re.escape(sample)} ([0-9.e+]+)$", text, re.M)
     return float(match[1]) if match else 0.0
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    """Poll condition until it holds; fail naming what was awaited when timeout_s passes."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)

@@ -84,7 +84,7 @@ def run_parser_comparison(
                 "concurrency": c,
                 "triton_rps": level.ok / level.duration_s,
                 "triton_p50_ms": summarize(level.latencies_ms)["p50"],
-                "triton_errors": dict(level.errors),
+                "errors": dict(level.errors),
                 "eager_rps": eager["throughput_rps"],
                 "eager_p50_ms": eager["latency_ms"]["p50"],
             }

@@ -3,6 +3,34 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from faceedit.core.errors import ImageError
+from faceedit.core.imageio import image_size
+
+
+class UsageError(Exception):
+    """A problem with the command line the user can fix; `faceedit` prints it as one line and exits 2."""
+
+
+def read_input(path: Path) -> bytes:
+    """The bytes of an input file; UsageError (not a traceback) when it is missing, unreadable or a directory."""
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory; give an image file")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def read_image(path: Path) -> bytes:
+    """read_input, then the header checked here, so a file that is no image fails before any server is called."""
+    data = read_input(path)
+    try:
+        image_size(data, max_bytes=len(data) or 1)
+    except ImageError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    return data
 
 
 def _positive(kind: type, text: str, what: str) -> float:

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from faceedit.bench import compare, report
 from faceedit.bench.loadgen import run_level
 from faceedit.bench.targets import Target, editface_target, inpainter_target, parser_target, portrait, present_class
-from faceedit.cli.argtypes import count, counts, non_negative, positive, rates
+from faceedit.cli.argtypes import count, counts, non_negative, positive, rates, read_input
 from faceedit.cli.commands import parse_edit
 from faceedit.config import env_flag
 from faceedit.core.imageio import decode_image
@@ -44,6 +44,22 @@ def _add_compare(p: argparse.ArgumentParser) -> None:
     _format_flags(p, "overhead")
     p.add_argument("--out", type=Path, default=Path("out/compare"), help="directory for the JSON result")
     p.set_defaults(handler=run_compare)
+
+
+def _add_soak(p: argparse.ArgumentParser) -> None:
+    from faceedit.cli.up import add_stack_flags
+
+    add_stack_flags(p)
+    p.add_argument("--rounds", type=count, default=4, help="rounds of overload (default 4)")
+    p.add_argument("--round-seconds", type=positive, default=30.0, help="seconds per round (default 30)")
+    p.add_argument("--concurrency", type=count, default=16, help="callers (default 16)")
+    p.add_argument("--size", type=count, default=1024, help="portrait size, sent as JPEG (default 1024)")
+    p.add_argument("--steps", type=count, default=8, help="denoising steps per edit (default 8)")
+    p.add_argument("--max-in-flight", type=count, default=8, help="orchestrator --max-in-flight (default 8)")
+    p.add_argument("--queue-size", type=non_negative, default=4, help="inpainter --queue-size (default 4)")
+    p.add_argument("--max-queue-wait", type=positive, default=3.0, help="inpainter --max-queue-wait (default 3 s)")
+    p.add_argument("--out", type=Path, default=Path("out/soak"), help="directory for soak.json")
+    p.set_defaults(handler=run_soak)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -99,15 +115,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=positive, default=600.0, help="per-request deadline in seconds (default 600)")
     p.add_argument("--out", type=Path, default=Path("out/bench"), help="directory for JSON, CSV and plots")
     p.set_defaults(handler=run_bench)
-    nested = p.add_subparsers(dest="bench_command", metavar="compare")
+    nested = p.add_subparsers(dest="bench_command", metavar="compare|soak")
     _add_compare(nested.add_parser("compare", help="the tracked comparisons: both sides in one run, and the ratio"))
+    _add_soak(
+        nested.add_parser(
+            "soak",
+            help="rounds of overload against a local tiny stack: RSS per server per round, health-check latency",
+        )
+    )
 
     # `faceedit compare ...` is the same command (the Makefile's bench-* targets call it).
     _add_compare(subparsers.add_parser("compare", help="same as `faceedit bench compare`"))
 
 
 def _make_target(args: argparse.Namespace) -> Target:
-    image = decode_image(args.image.read_bytes()) if args.image else portrait(args.size)
+    image = decode_image(read_input(args.image)) if args.image else portrait(args.size)
     if args.target == "parser":
         return parser_target(
             args.server, image, size=args.parser_size, timeout_s=args.timeout, model_name=args.parser_model_name
@@ -163,8 +185,6 @@ async def _sweep(args: argparse.Namespace) -> list[dict]:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    if args.image and not args.image.is_file():
-        sys.exit(f"faceedit bench: --image {args.image} is not a file")
     levels = asyncio.run(_sweep(args))
     args.out.mkdir(parents=True, exist_ok=True)
     result = {
@@ -211,6 +231,44 @@ def _overhead(args: argparse.Namespace) -> dict:
         stack.stop()
 
 
+def run_soak(args: argparse.Namespace) -> int:
+    from faceedit.bench.soak import run_soak as soak
+    from faceedit.cli.stack import LocalStack
+    from faceedit.cli.up import stack_config
+    from faceedit.parser.launcher import free_port
+
+    config = stack_config(
+        args,
+        port=free_port(),
+        inpainter_args=["--queue-size", str(args.queue_size), "--max-queue-wait", str(args.max_queue_wait)],
+        orchestrator_args=["--max-in-flight", str(args.max_in_flight)],
+    )
+    stack = LocalStack(config).start()
+    try:
+        image = portrait(args.size)
+        edit = fe.Edit(
+            prompt="natural, detailed",
+            num_inference_steps=args.steps,
+            mask=types_pb2.MaskOptions(classes=[present_class(stack.address, image)]),
+        )
+        result = soak(
+            stack.address,
+            stack.pids(),
+            image,
+            [edit],
+            rounds=args.rounds,
+            concurrency=args.concurrency,
+            round_s=args.round_seconds,
+        )
+    finally:
+        stack.stop()
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "soak.json"
+    path.write_text(json.dumps(result, indent=2))
+    print("wrote", path)
+    return 0
+
+
 def run_compare(args: argparse.Namespace) -> int:
     if args.which == "parser":
         result = compare.run_parser_comparison(
@@ -226,4 +284,17 @@ def run_compare(args: argparse.Namespace) -> int:
     path = args.out / f"{args.which}.json"
     path.write_text(json.dumps(result, indent=2))
     print("wrote", path)
+    failed = failures(result)
+    if failed:
+        print(f"faceedit compare: {failed} request(s) failed; the figures above do not stand", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def failures(result: dict) -> int:
+    """Failed requests anywhere in a comparison's result (its "errors" counters, at any depth)."""
+    if isinstance(result, dict):
+        own = sum(result.get("errors", {}).values()) if isinstance(result.get("errors"), dict) else 0
+        return own + sum(failures(v) for k, v in result.items() if k != "errors")
+    if isinstance(result, list):
+        return sum(failures(v) for v in result)
     return 0

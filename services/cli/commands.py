@@ -10,6 +10,7 @@ import grpc
 from tqdm import tqdm
 
 from faceedit.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, channel_options
+from faceedit.cli.argtypes import read_image
 from faceedit.cli.grid import write_grid
 from faceedit.config import env_flag
 from faceedit.core.imageio import decode_image
@@ -130,7 +131,7 @@ def _fail(exc: grpc.RpcError) -> int:
 
 
 def run_edit(args: argparse.Namespace) -> int:
-    data = args.image.read_bytes()
+    data = read_image(args.image)
     request = build_request(args, data, return_masks=args.grid is not None)
     try:
         response = stream_edit(stub_for(args.server), request, args.timeout)
@@ -153,7 +154,7 @@ def run_edit(args: argparse.Namespace) -> int:
 def run_parse(args: argparse.Namespace) -> int:
     try:
         response = stub_for(args.server).ParseFace(
-            fe.ParseFaceRequest(image=types_pb2.EncodedImage(data=args.image.read_bytes())), timeout=60
+            fe.ParseFaceRequest(image=types_pb2.EncodedImage(data=read_image(args.image))), timeout=60
         )
     except grpc.RpcError as exc:
         return _fail(exc)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from faceedit.cli.argtypes import read_image
 from faceedit.cli.commands import stream_edit, stub_for
 from faceedit.cli.grid import write_grid
 from faceedit.cli.stack import LocalStack
@@ -62,7 +63,7 @@ def choose_edits(response: fe.ParseFaceResponse) -> list[tuple[str, str, float]]
 
 def run(args: argparse.Namespace) -> int:
     if args.image:
-        data = args.image.read_bytes()
+        data = read_image(args.image)
     else:
         from skimage import data as samples
 

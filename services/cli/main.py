@@ -6,6 +6,8 @@ import argparse
 import sys
 
 from faceedit.cli import bench, commands, demo, evaluate, up
+from faceedit.cli.argtypes import UsageError
+from faceedit.core.errors import FaceEditError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +22,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.handler(args) or 0)
+    try:
+        return int(args.handler(args) or 0)
+    except (UsageError, FaceEditError) as exc:
+        print(f"faceedit: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # writing an output: a full disk, a read-only directory
+        print(f"faceedit: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ class StackConfig:
     working_size: int | None = None  # None: 1024 for real SDXL, 512 for the tiny pipeline
     min_crop_size: int | None = None
     inpainter_args: list[str] = field(default_factory=list)
+    orchestrator_args: list[str] = field(default_factory=list)
     workdir: Path | None = None
     ready_timeout_s: float = 600.0
 
@@ -135,6 +136,7 @@ class LocalStack:
                     str(c.port),
                     "--metrics-port",
                     str(metrics),
+                    *c.orchestrator_args,
                 ],
                 self.address,
                 "faceedit.v1.FaceEditor",
@@ -150,6 +152,11 @@ class LocalStack:
             self.stop()
             raise
         return self
+
+    def pids(self) -> dict[str, int]:
+        """The running servers' process ids by name (for memory measurements)."""
+        found = {"orchestrator": self.orchestrator, "inpainter": self.inpainter, "triton": self.triton}
+        return {name: p.process.pid for name, p in found.items() if p is not None and p.process is not None}
 
     def stop(self) -> None:
         for process in (self.orchestrator, self.inpainter):

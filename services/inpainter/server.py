@@ -26,6 +26,7 @@ from faceedit.serving import (
     WorkerPool,
     answer,
     classify_core,
+    return_large_buffers_to_the_os,
     start_service,
     stop_event_on_signals,
     stream_events,
@@ -184,6 +185,7 @@ async def serve(argv: list[str] | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    return_large_buffers_to_the_os()
     asyncio.run(serve(argv))
 
 

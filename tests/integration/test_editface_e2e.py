@@ -23,7 +23,7 @@ from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, types_pb2
 from tests.fixtures.inpainter import start_inpainter
 from tests.fixtures.stack import start_orchestrator
-from tests.helpers import metric_value
+from tests.helpers import metric_value, wait_for
 
 STEPS = 3
 
@@ -236,7 +236,7 @@ def test_parser_down_is_unavailable_within_the_deadline_and_recovers(
         assert excinfo.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "parser" in excinfo.value.details()
         assert time.monotonic() - started < 5.0
-        _wait_for(lambda: _health(orchestrator) == NOT_SERVING, "the watcher to report NOT_SERVING")
+        wait_for(lambda: _health(orchestrator) == NOT_SERVING, "the watcher to report NOT_SERVING")
         port = triton.grpc_port
         triton = TritonServer(parser_model, workdir=tmp_path / "triton2", grpc_port=port).start()
         orchestrator.wait_serving(30)  # the dependency watcher flips back to SERVING
@@ -254,18 +254,11 @@ def _health(process: ServiceProcess) -> int | None:
     return health_status(process.address, "faceedit.v1.FaceEditor")
 
 
-def _wait_for(condition, what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def test_inpainter_down_is_unavailable_within_the_deadline(triton_server: TritonServer, tmp_path: Path) -> None:
     dead = f"127.0.0.1:{free_port()}"  # nothing listens here
     orchestrator = start_orchestrator(triton_server.grpc_url, dead, tmp_path, wait_serving=False)
     try:
-        _wait_for(lambda: _health(orchestrator) == NOT_SERVING, "the orchestrator to answer health")
+        wait_for(lambda: _health(orchestrator) == NOT_SERVING, "the orchestrator to answer health")
         stub = _stub(orchestrator.address)
         data = encode_image(_portrait())
         (target,) = _present_classes(stub, data, 1)  # ParseFace needs only the parser
@@ -304,16 +297,16 @@ def test_a_cancelled_call_cancels_the_inpainting_it_started(
     )
     if method == "EditFace":
         call = stub.EditFace.future(request, timeout=120)
-        _wait_for(lambda: metric_value(inpainter_server.metrics_url, steps) > before[steps], "denoising to start")
+        wait_for(lambda: metric_value(inpainter_server.metrics_url, steps) > before[steps], "denoising to start")
     else:
         call = stub.StreamEditFace(request, timeout=120)
         assert next(e for e in call if e.HasField("progress")).progress.step == 1
     call.cancel()
-    _wait_for(
+    wait_for(
         lambda: metric_value(inpainter_server.metrics_url, downstream_cancelled) > before[downstream_cancelled],
         "the inpainter to see its call cancelled",
     )
-    _wait_for(lambda: metric_value(editor_stack.metrics_url, cancelled) > before[cancelled], "the CANCELLED count")
+    wait_for(lambda: metric_value(editor_stack.metrics_url, cancelled) > before[cancelled], "the CANCELLED count")
     assert 1 <= metric_value(inpainter_server.metrics_url, steps) - before[steps] < 150  # stopped long before the end
     assert len(stub.EditFace(fe.EditFaceRequest(image=request.image, edits=[_edit(target)])).steps) == 1
 

@@ -15,7 +15,7 @@ from faceedit.messages import from_raw, to_raw
 from faceedit.process import ServiceProcess, health_status
 from faceedit.v1 import inpainter_pb2, inpainter_pb2_grpc, types_pb2
 from tests.fixtures.inpainter import start_inpainter
-from tests.helpers import metric_value
+from tests.helpers import metric_value, wait_for
 
 STEPS = 3
 
@@ -110,11 +110,40 @@ def test_full_queue_returns_resource_exhausted(tiny_inpaint_model: Path, tmp_pat
         server.stop()
 
 
+def test_a_request_that_would_wait_too_long_is_refused_with_a_retry_hint_from_the_estimate(
+    tiny_inpaint_model: Path, tmp_path: Path
+) -> None:
+    """Room in the queue by count, but the running job's measured pace puts the wait above --max-queue-wait."""
+    server = start_inpainter(tiny_inpaint_model, tmp_path, "--max-queue-wait", "0.2")
+    try:
+        stub = _stub(server.address)
+        image, mask = _inputs()
+        long_call = stub.StreamInpaint(_request(image, mask, strength=1.0, num_inference_steps=150))
+        assert next(long_call).progress.step == 1
+        estimated = metric_value(server.metrics_url, "faceedit_inpainter_estimated_wait_seconds")
+        with pytest.raises(grpc.RpcError) as excinfo:
+            stub.Inpaint(_request(image, mask))
+        assert excinfo.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert (
+            "estimated queue wait" in excinfo.value.details()
+            and "above its maximum of 0.2 s" in excinfo.value.details()
+        )
+        retry_after = int(dict(excinfo.value.trailing_metadata())["retry-after-ms"])
+        assert estimated > 0.2 and 0 < retry_after <= estimated * 1000 + 1000  # from the estimate, not a constant
+        long_call.cancel()
+        wait_for(lambda: metric_value(server.metrics_url, "faceedit_inpainter_estimated_wait_seconds") == 0, "idle")
+        assert stub.Inpaint(_request(image, mask)).steps_run == int(STEPS * 0.9)  # admitted again once idle
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize(
     "overrides,message",
     [
         ({"mask": to_raw(np.zeros((10, 100), np.uint8))}, "mask is 100x10 but the image is 100x150"),
         ({"prompt": " "}, "prompt is required"),
+        ({"prompt": "x" * 2001}, "prompt is 2001 characters; at most 2000 are accepted"),
+        ({"negative_prompt": "x" * 5000}, "negative_prompt is 5000 characters"),
         ({"num_inference_steps": 0}, "num_inference_steps must be in [1, 150], got 0"),
         ({"num_inference_steps": 10000}, "got 10000"),
         ({"strength": 1.01}, "strength must be in (0, 1]"),

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from faceedit.cli.bench import failures
 from faceedit.cli.commands import build_request, parse_edit
 from faceedit.cli.demo import CASCADE, choose_edits
 from faceedit.cli.grid import write_grid
-from faceedit.cli.main import build_parser
+from faceedit.cli.main import build_parser, main
 from faceedit.core.imageio import decode_image, encode_image
 from faceedit.core.taxonomy import CLASS_NAMES
 from faceedit.v1 import face_editor_pb2 as fe
@@ -93,3 +94,25 @@ def test_grid_has_one_row_of_four_panels_per_step(tmp_path: Path) -> None:
     out = write_grid(original, fe.EditFaceResponse(steps=steps), ["red hair", "pink lips"], tmp_path / "g" / "grid.png")
     figure = decode_image(out.read_bytes())
     assert figure.shape[1] == 1200 and figure.shape[0] == pytest.approx(2 * 320, abs=2)  # 12 x 3.2 in per row
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["edit", "/no/such.jpg", "-e", "hair=red", "-o", "out.png"],
+        ["parse", "{tmp}"],
+        ["bench", "--image", "/no/such.jpg"],
+        ["edit", "{tmp}/not-an-image.jpg", "-e", "hair=red", "-o", "out.png", "--server", "127.0.0.1:1"],
+    ],
+)
+def test_bad_input_files_are_one_line_errors(argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "not-an-image.jpg").write_bytes(b"")
+    code = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("faceedit: ")
+    assert "Traceback" not in err
+
+
+def test_compare_counts_failures_at_any_depth() -> None:
+    assert failures({"errors": {}, "levels": [{"errors": {"UNAVAILABLE": 2}}, {"errors": {"INTERNAL": 1}}]}) == 3
+    assert failures({"comparison": "crop", "ratio": 5.0}) == 0

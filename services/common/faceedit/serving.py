@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import ctypes
 import functools
 import logging
 import signal
@@ -208,6 +209,22 @@ async def start_service(
         [register], [service_name], host=args.host, port=args.port, max_message_bytes=args.max_message_bytes
     )
     return running, serve_metrics(registry, args.host, args.metrics_port)
+
+
+def return_large_buffers_to_the_os(threshold: int = 1 << 20) -> bool:
+    """Pin glibc's mmap threshold, so every buffer of at least `threshold` bytes (photos, masks, label maps, raw
+    regions) is its own mapping, given back to the OS when freed.
+
+    By default glibc raises the threshold after each large free, up to 32 MiB: photo-sized buffers then come from
+    per-thread heap arenas that are seldom returned, and a server's memory follows whichever arena last held a
+    burst of requests instead of the requests it holds now (measured: the orchestrator's RSS moving 231-302 MiB
+    between rounds of identical overload). Returns False where mallopt is not available (not glibc)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_mmap_threshold = -3
+    return bool(libc.mallopt(m_mmap_threshold, threshold))
 
 
 def stop_event_on_signals() -> asyncio.Event:
