@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from pathlib import Path
 
 import grpc
 import pytest
 
+from faceedit.auth import BearerAuthInterceptor, TokenStore, bearer_metadata, hash_token
 from faceedit.malformed import MalformedRequestInterceptor
 from faceedit.v1 import face_editor_pb2, face_editor_pb2_grpc
 from tests.aioserver import aio_server
@@ -116,5 +118,32 @@ def test_without_the_interceptor_grpc_aio_answers_unknown() -> None:
         ):
             code, details = await _call(channel, EDIT, GARBAGE, False)
             assert code == grpc.StatusCode.UNKNOWN and "DecodeError" in str(details)
+
+    asyncio.run(scenario())
+
+
+def test_behind_authentication_an_unauthenticated_callers_bytes_are_never_decoded(tmp_path: Path) -> None:
+    """The order the servers use: [BearerAuthInterceptor, MalformedRequestInterceptor]."""
+    token = "tok-123"
+    (tmp_path / "tokens").write_text(f"{hash_token(token)}\n")
+    interceptors = [BearerAuthInterceptor(TokenStore(tmp_path / "tokens")), MalformedRequestInterceptor()]
+    editor = Editor()
+
+    async def scenario() -> None:
+        async with (
+            aio_server(_register(editor), interceptors=interceptors) as port,
+            grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
+        ):
+            call = channel.unary_unary(EDIT)
+            for metadata, code in (
+                (None, grpc.StatusCode.UNAUTHENTICATED),
+                (bearer_metadata(token), grpc.StatusCode.INVALID_ARGUMENT),
+            ):
+                with pytest.raises(grpc.aio.AioRpcError) as excinfo:
+                    await call(GARBAGE, metadata=metadata, timeout=5)
+                assert excinfo.value.code() == code
+            response = await call(_valid("ok"), metadata=bearer_metadata(token), timeout=5)
+            assert face_editor_pb2.EditFaceResponse.FromString(response).request_id == "ok"
+            assert editor.calls == Counter({"EditFace": 1})
 
     asyncio.run(scenario())
