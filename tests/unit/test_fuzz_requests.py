@@ -11,7 +11,7 @@ import grpc
 import pytest
 from hypothesis import strategies as st
 
-from faceedit.core.imageio import decode_image
+from faceedit.core.imageio import decode_image, image_size
 from faceedit.core.taxonomy import ATTRIBUTES
 from faceedit.inpainter.requests import job_from_request
 from faceedit.malformed import MalformedRequestInterceptor
@@ -107,9 +107,10 @@ def any_edit_request() -> st.SearchStrategy[face_editor_pb2.EditFaceRequest]:
 
 
 def front_door(request: face_editor_pb2.EditFaceRequest) -> None:
-    """What the orchestrator validates before any downstream call: the image, then the whole cascade."""
-    image = decode_image(request.image.data)
-    plan_edits(request, (image.shape[1], image.shape[0]))
+    """What the orchestrator validates before any downstream call, in its order: the image's header, the whole
+    cascade against the header's size, then the pixels."""
+    plan_edits(request, image_size(request.image.data))
+    decode_image(request.image.data)
 
 
 def _edit_case(request: face_editor_pb2.EditFaceRequest) -> str:
