@@ -34,8 +34,8 @@ from tests.fuzzing import (
     valid_images,
 )
 
-# Pillow warns (and carries on) about the corrupt EXIF blocks the fuzzer feeds it on purpose.
-pytestmark = pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+# Pillow warns (and carries on) about the corrupt EXIF/TIFF blocks the fuzzer feeds it on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL.TiffImagePlugin")
 
 # Decoded sizes the requests are built around: extra masks are drawn at the image's size (so they can pass) or
 # at another one (so they must not).
