@@ -81,6 +81,15 @@ def test_unknown_class_lists_valid_ones_and_suggests_case_insensitively() -> Non
         class_id("eyeball")
 
 
+def test_a_long_unknown_name_is_quoted_shortened() -> None:
+    # The message is a gRPC trailer: echoed whole, a 100 kB name would turn INVALID_ARGUMENT into a transport error.
+    with pytest.raises(UnknownNameError, match=r"unknown attribute 'xxxx+'\.\.\. \(100000 characters\)\.") as excinfo:
+        resolve_classes("x" * 100_000)
+    assert len(str(excinfo.value)) < 400
+    with pytest.raises(UnknownNameError, match=r"\(5000 characters\)"):
+        resolve_classes("", ["y" * 5000])
+
+
 def test_an_edit_needs_an_attribute_or_classes() -> None:
     with pytest.raises(UnknownNameError, match="needs an attribute") as excinfo:
         resolve_classes("   ")

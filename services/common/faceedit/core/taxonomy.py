@@ -53,10 +53,21 @@ ATTRIBUTE_STRENGTH: dict[str, float] = {"eyebrows": 0.60}
 _CLASS_IDS = {name: i for i, name in enumerate(CLASS_NAMES)}
 
 
+# The caller's name is quoted in the error, which travels in a gRPC trailer: clients drop trailers over 8-16 KiB
+# (RESOURCE_EXHAUSTED "metadata size exceeds hard limit"), so a long name is shortened rather than echoed whole.
+MAX_QUOTED_NAME = 64
+
+
+def _quoted(name: str) -> str:
+    if len(name) <= MAX_QUOTED_NAME:
+        return repr(name)
+    return f"{name[:MAX_QUOTED_NAME]!r}... ({len(name)} characters)"
+
+
 def _unknown(kind: str, plural: str, name: str, valid: Sequence[str]) -> UnknownNameError:
     close = difflib.get_close_matches(_normalise(name), valid, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return UnknownNameError(f"unknown {kind} {name!r}.{hint} Valid {plural}: {', '.join(valid)}")
+    return UnknownNameError(f"unknown {kind} {_quoted(name)}.{hint} Valid {plural}: {', '.join(valid)}")
 
 
 def _normalise(name: str) -> str:
