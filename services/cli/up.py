@@ -26,7 +26,28 @@ def add_stack_flags(p: argparse.ArgumentParser) -> None:
         default=None,
         help="SDXL inpainting pipeline: hub id or dir; default a tiny random one",
     )
-    env_flag(p, "--device", env="FACEEDIT_DEVICE", default="auto", help="inpainter device: auto, cpu, cuda")
+    env_flag(
+        p,
+        "--parser-revision",
+        env="FACEEDIT_PARSER_REVISION",
+        default=None,
+        help="hub revision (commit sha or tag) of --parser-model to pin",
+    )
+    env_flag(
+        p,
+        "--inpaint-revision",
+        env="FACEEDIT_INPAINT_REVISION",
+        default=None,
+        help="hub revision (commit sha or tag) of --inpaint-model to pin",
+    )
+    env_flag(
+        p,
+        "--device",
+        env="FACEEDIT_DEVICE",
+        default="auto",
+        help="auto, cpu, cuda or cuda:N, for the inpainter and the parser (onnxruntime's CUDA provider in the "
+        "local Triton; auto: the GPU when usable)",
+    )
     env_flag(
         p,
         "--models-dir",
@@ -68,7 +89,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def stack_config(args: argparse.Namespace, **overrides) -> StackConfig:
     return StackConfig(
         parser_model=args.parser_model,
+        parser_revision=args.parser_revision,
         inpaint_model=args.inpaint_model,
+        inpaint_revision=args.inpaint_revision,
         device=args.device,
         models_dir=args.models_dir,
         working_size=args.working_size,
