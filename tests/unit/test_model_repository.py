@@ -135,3 +135,17 @@ def test_faceedit_devices_map_to_parser_providers(device: str, expected: tuple[s
 def test_an_unknown_device_is_refused() -> None:
     with pytest.raises(ValueError, match="not one of auto, cpu, cuda"):
         launcher.provider_for_device("tpu")
+
+
+def _requirements(name: str) -> dict[str, str]:
+    lines = (REPO.parent / "services/parser" / name).read_text().splitlines()
+    pins = [line.split("==") for line in lines if line and not line.startswith("#")]
+    return {package.split("[")[0]: version for package, version in pins}
+
+
+def test_the_gpu_triton_venv_swaps_only_onnxruntime_for_onnxruntime_gpu() -> None:
+    cpu, gpu = _requirements("triton-requirements.txt"), _requirements("triton-requirements-gpu.txt")
+    assert "onnxruntime" not in gpu and "onnxruntime-gpu" in gpu
+    assert {k: v for k, v in cpu.items() if k != "onnxruntime"} == {
+        k: v for k, v in gpu.items() if k != "onnxruntime-gpu"
+    }
