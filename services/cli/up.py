@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -113,7 +114,11 @@ def run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         inpainter_metrics_port=args.inpainter_metrics_port,
     )
-    stack = LocalStack(config).start(log=lambda line: print(line, flush=True))
+    try:
+        stack = LocalStack(config).start(log=lambda line: print(line, flush=True))
+    except (RuntimeError, ValueError) as exc:  # a service that cannot start, a checkpoint refused by the export
+        print(f"faceedit up: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
     try:
         print("faceedit is up; Ctrl-C stops it.", flush=True)
         stop.wait()
