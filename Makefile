@@ -6,7 +6,7 @@ TRITON_VENV ?= .venv-triton
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint fmt proto proto-check deploy-check bench-parser bench-crop bench-overhead clean
+.PHONY: setup setup-triton-gpu demo test lint fmt proto proto-check deploy-check bench-parser bench-crop bench-overhead clean
 
 setup: $(VENV)/.installed $(TRITON_VENV)/.installed
 
@@ -21,6 +21,14 @@ $(TRITON_VENV)/.installed: services/parser/triton-requirements.txt
 	$(TRITON_VENV)/bin/pip install --quiet --upgrade pip
 	$(TRITON_VENV)/bin/pip install --quiet -r services/parser/triton-requirements.txt
 	touch $@
+
+## setup-triton-gpu: the local Triton's venv with onnxruntime-gpu, so `faceedit up --device cuda` parses on the GPU
+setup-triton-gpu: $(VENV)/.installed
+	$(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/pip install --quiet --upgrade pip
+	$(TRITON_VENV)/bin/pip uninstall --quiet --yes onnxruntime
+	$(TRITON_VENV)/bin/pip install --quiet -r services/parser/triton-requirements-gpu.txt
+	touch $(TRITON_VENV)/.installed
 
 ## demo: build the tiny models, start the local stack, run a three-edit cascade on the bundled portrait -> out/
 demo: setup

@@ -63,7 +63,7 @@ def run_parser_comparison(
     workdir = Path(workdir or tempfile.mkdtemp(prefix="faceedit-bench-parser-"))
     checkpoint = build_random_parser("b0", workdir / "b0")
     onnx = workdir / "b0.onnx"
-    export_parser(checkpoint, onnx, parity_sizes=((64, 64),))
+    export_parser(checkpoint, onnx, parity_batch=1)
     model, processor = load_parser(checkpoint), load_processor(checkpoint)
     image = portrait(size)
     results = []

@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faceedit.parser.launcher import TritonServer, free_port
+from faceedit.parser.launcher import TritonServer, free_port, provider_for_device
 from faceedit.process import ServiceProcess
 
 
@@ -18,8 +18,9 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
 
 
-def ensure_parser_onnx(parser_model: str | None, models_dir: Path) -> Path:
-    """The parser as ONNX: the tiny random one by default, else the given hub id or dir exported once."""
+def ensure_parser_onnx(parser_model: str | None, models_dir: Path, revision: str | None = None) -> Path:
+    """The parser as ONNX: the tiny random one by default, else the given hub id or dir (at revision) exported
+    once."""
     from faceedit.export.onnx_export import export_parser
     from faceedit.export.segformer import build_random_parser
 
@@ -31,9 +32,10 @@ def ensure_parser_onnx(parser_model: str | None, models_dir: Path) -> Path:
         out = models_dir / "parser-tiny.onnx"
     else:
         source = parser_model
-        out = models_dir / f"parser-{_slug(parser_model)}.onnx"
+        pinned = f"@{_slug(revision)}" if revision else ""
+        out = models_dir / f"parser-{_slug(parser_model)}{pinned}.onnx"
     if not out.exists():
-        export_parser(source, out)
+        export_parser(source, out, revision=revision)
     return out
 
 
@@ -52,7 +54,9 @@ def ensure_inpaint_model(inpaint_model: str | None, models_dir: Path) -> str:
 class StackConfig:
     parser_model: str | None = None  # None: tiny random SegFormer
     inpaint_model: str | None = None  # None: tiny random SDXL
-    device: str = "auto"
+    parser_revision: str | None = None  # hub revision pins
+    inpaint_revision: str | None = None
+    device: str = "auto"  # the inpainter's device and the parser's onnxruntime provider
     models_dir: Path = Path("models")
     host: str = "127.0.0.1"
     port: int = 50051
@@ -85,13 +89,25 @@ class LocalStack:
         workdir = Path(c.workdir or tempfile.mkdtemp(prefix="faceedit-stack-"))
         c.models_dir.mkdir(parents=True, exist_ok=True)
         log(f"models: preparing in {c.models_dir}/ ...")
-        onnx = ensure_parser_onnx(c.parser_model, c.models_dir)
+        onnx = ensure_parser_onnx(c.parser_model, c.models_dir, c.parser_revision)
+        provider, device_id = provider_for_device(c.device)
         inpaint_model = ensure_inpaint_model(c.inpaint_model, c.models_dir)
         working = c.working_size or (512 if c.inpaint_model is None else 1024)
         try:
-            self.triton = TritonServer(onnx, host=c.host, grpc_port=c.triton_grpc_port, workdir=workdir / "triton")
+            self.triton = TritonServer(
+                onnx,
+                host=c.host,
+                grpc_port=c.triton_grpc_port,
+                workdir=workdir / "triton",
+                provider=provider,
+                device_id=device_id,
+                input_size=c.parser_size,
+            )
             self.triton.start()
-            log(f"parser:       triton gRPC {self.triton.grpc_url}  metrics {self.triton.metrics_url}")
+            log(
+                f"parser:       triton gRPC {self.triton.grpc_url}  metrics {self.triton.metrics_url}  "
+                f"(onnxruntime {self.triton.provider}, --device {c.device})"
+            )
             inpainter_port = c.inpainter_port or free_port(c.host)
             inpainter_metrics = c.inpainter_metrics_port or free_port(c.host)
             args = [
@@ -110,6 +126,8 @@ class LocalStack:
             ]
             if c.min_crop_size:
                 args += ["--min-crop-size", str(c.min_crop_size)]
+            if c.inpaint_revision:
+                args += ["--revision", c.inpaint_revision]
             self.inpainter = ServiceProcess(
                 "inpainter",
                 "faceedit.inpainter.server",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -26,7 +27,28 @@ def add_stack_flags(p: argparse.ArgumentParser) -> None:
         default=None,
         help="SDXL inpainting pipeline: hub id or dir; default a tiny random one",
     )
-    env_flag(p, "--device", env="FACEEDIT_DEVICE", default="auto", help="inpainter device: auto, cpu, cuda")
+    env_flag(
+        p,
+        "--parser-revision",
+        env="FACEEDIT_PARSER_REVISION",
+        default=None,
+        help="hub revision (commit sha or tag) of --parser-model to pin",
+    )
+    env_flag(
+        p,
+        "--inpaint-revision",
+        env="FACEEDIT_INPAINT_REVISION",
+        default=None,
+        help="hub revision (commit sha or tag) of --inpaint-model to pin",
+    )
+    env_flag(
+        p,
+        "--device",
+        env="FACEEDIT_DEVICE",
+        default="auto",
+        help="auto, cpu, cuda or cuda:N, for the inpainter and the parser (onnxruntime's CUDA provider in the "
+        "local Triton; auto: the GPU when usable)",
+    )
     env_flag(
         p,
         "--models-dir",
@@ -68,7 +90,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def stack_config(args: argparse.Namespace, **overrides) -> StackConfig:
     return StackConfig(
         parser_model=args.parser_model,
+        parser_revision=args.parser_revision,
         inpaint_model=args.inpaint_model,
+        inpaint_revision=args.inpaint_revision,
         device=args.device,
         models_dir=args.models_dir,
         working_size=args.working_size,
@@ -90,7 +114,11 @@ def run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         inpainter_metrics_port=args.inpainter_metrics_port,
     )
-    stack = LocalStack(config).start(log=lambda line: print(line, flush=True))
+    try:
+        stack = LocalStack(config).start(log=lambda line: print(line, flush=True))
+    except (RuntimeError, ValueError) as exc:  # a service that cannot start, a checkpoint refused by the export
+        print(f"faceedit up: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
     try:
         print("faceedit is up; Ctrl-C stops it.", flush=True)
         stop.wait()

@@ -17,6 +17,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         required=True,
         help="diffusers inpainting pipeline: hub id (diffusers/stable-diffusion-xl-1.0-inpainting-0.1) or dir",
     )
+    env_flag(
+        p,
+        "--revision",
+        env="FACEEDIT_INPAINT_REVISION",
+        default=None,
+        help="hub revision of --model to pin (commit sha or tag); ignored for a directory",
+    )
+    env_flag(
+        p,
+        "--variant",
+        env="FACEEDIT_INPAINT_VARIANT",
+        default="auto",
+        help="weight files to load: auto (fp16 when loading float16 and the repository has fp16 files), none, "
+        "or a variant name such as fp16",
+    )
     server_flags(p, port=50052, metrics_port=9100)
     env_flag(p, "--device", env="FACEEDIT_DEVICE", default="auto", help="auto, cpu, cuda or cuda:N")
     env_flag(
@@ -33,6 +48,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         env="FACEEDIT_INPAINT_VAE",
         default=None,
         help="replacement VAE (hub id or dir), e.g. madebyollin/sdxl-vae-fp16-fix for fp16",
+    )
+    env_flag(
+        p,
+        "--vae-revision",
+        env="FACEEDIT_INPAINT_VAE_REVISION",
+        default=None,
+        help="hub revision of --vae to pin (commit sha or tag)",
     )
     env_flag(
         p,

@@ -1,8 +1,10 @@
 """Runs a real `tritonserver` (from the nvidia-pytriton wheel) serving face_parser on loopback.
 
-Local runs and CI use this; production runs NVIDIA's Triton image on model_repository/production.
+Local runs and CI use this; production runs NVIDIA's Triton image on model_repository/production. The model runs
+with onnxruntime on the provider asked for (--provider cpu | cuda | tensorrt | auto); the one it got is read back
+from the server's log (TritonServer.provider) and printed.
 
-    python -m faceedit.parser.launcher --onnx models/parser.onnx --grpc-port 8001
+    python -m faceedit.parser.launcher --onnx models/parser.onnx --grpc-port 8001 [--provider cuda]
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
 from faceedit.config import env_flag
 from faceedit.process import dies_with_parent
 
@@ -29,6 +34,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_MODEL = REPO_ROOT / "model_repository" / "local" / "face_parser"
 MODEL_NAME = "face_parser"
 SHM = Path("/dev/shm")
+PROVIDERS = ("cpu", "cuda", "tensorrt", "auto")
+# The line model_repository/local/face_parser/1/model.py logs once its onnxruntime session exists.
+PROVIDER_LOG_PREFIX = "faceedit face_parser execution provider:"
 
 
 class TritonStartError(RuntimeError):
@@ -43,6 +51,56 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def provider_for_device(device: str) -> tuple[str, int]:
+    """The local parser's (execution provider, GPU index) for a faceedit --device value: auto, cpu, cuda, cuda:N."""
+    if device in ("auto", "cpu"):
+        return device, 0
+    name, _, index = device.partition(":")
+    if name != "cuda" or (index and not index.isdigit()):
+        raise ValueError(f"device {device!r} is not one of auto, cpu, cuda, cuda:N")
+    return "cuda", int(index or 0)
+
+
+def local_config(
+    text: str,
+    *,
+    instance_count: int | None = None,
+    provider: str = "cpu",
+    device_id: int = 0,
+    input_size: int = 512,
+) -> str:
+    """The local config.pbtxt with the launcher's choices written in. On a GPU provider onnxruntime takes Triton's
+    whole batch at once and uses every core it needs (the CPU settings would throttle it)."""
+    if provider not in PROVIDERS:
+        raise ValueError(f"provider {provider!r} is not one of {', '.join(PROVIDERS)}")
+    config = text_format.Parse(text, model_config_pb2.ModelConfig())
+    if instance_count is not None:
+        config.instance_group[0].count = instance_count
+    values = {"execution_provider": provider, "device_id": str(device_id), "input_size": str(input_size)}
+    if provider in ("cuda", "tensorrt"):
+        values |= {"max_onnx_batch": str(config.max_batch_size), "intra_op_threads": "0"}
+    for key, value in values.items():
+        config.parameters[key].string_value = value
+    return text_format.MessageToString(config)
+
+
+def provider_from_log(log: str) -> str | None:
+    """The onnxruntime provider model.py reported (first instance), or None if it has not said yet."""
+    for line in log.splitlines():
+        _, found, rest = line.partition(PROVIDER_LOG_PREFIX)
+        if found:
+            return rest.split()[0] if rest.split() else None
+    return None
+
+
+def load_error(log: str) -> str | None:
+    """Why Triton could not load the model, from its log (the first line of the model's own message)."""
+    found = re.search(r"failed to load '[^']+' version \d+: (.*)", log)
+    if not found:
+        return None
+    return found.group(1).split("\\n")[0].rstrip('"')
 
 
 def _site_packages(venv: Path) -> Path:
@@ -69,6 +127,9 @@ class TritonServer:
     metrics_port: int = 0
     ready_timeout_s: float = 60.0
     instance_count: int | None = None  # None: the local config's own instance count
+    provider: str = "cpu"  # cpu | cuda | tensorrt | auto; after start(): what onnxruntime actually gave
+    device_id: int = 0
+    input_size: int = 512  # the serving size clients letterbox to (TensorRT's optimisation profile)
     workdir: Path | None = None
     process: subprocess.Popen | None = field(default=None, init=False)
 
@@ -106,9 +167,13 @@ class TritonServer:
                 link.symlink_to(src)
         model = self.workdir / "repository" / MODEL_NAME
         (model / "1").mkdir(parents=True, exist_ok=True)
-        config = (LOCAL_MODEL / "config.pbtxt").read_text()
-        if self.instance_count is not None:
-            config = re.sub(r"count: \d+", f"count: {self.instance_count}", config, count=1)
+        config = local_config(
+            (LOCAL_MODEL / "config.pbtxt").read_text(),
+            instance_count=self.instance_count,
+            provider=self.provider,
+            device_id=self.device_id,
+            input_size=self.input_size,
+        )
         (model / "config.pbtxt").write_text(config)
         for name, src in (("model.py", LOCAL_MODEL / "1" / "model.py"), ("model.onnx", Path(self.onnx_path))):
             link = model / "1" / name
@@ -155,6 +220,10 @@ class TritonServer:
         log.close()
         try:
             self._wait_ready()
+            got = provider_from_log(self.log_path.read_text(errors="replace"))
+            if got is None:
+                raise TritonStartError(f"{MODEL_NAME} is ready but did not report its execution provider")
+            self.provider = got
         except BaseException:
             self.kill()
             raise
@@ -172,7 +241,13 @@ class TritonServer:
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise TritonStartError(f"tritonserver exited with {self.process.returncode}:\n{self.log_tail()}")
+                log = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+                reason = load_error(log)
+                raise TritonStartError(
+                    f"tritonserver exited with {self.process.returncode}"
+                    + (f": {reason}" if reason else "")
+                    + f"\n{self.log_tail()}"
+                )
             if self._model_ready():
                 return
             time.sleep(0.1)
@@ -236,6 +311,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     env_flag(
         parser,
+        "--provider",
+        env="FACEEDIT_TRITON_PROVIDER",
+        default="cpu",
+        choices=PROVIDERS,
+        help="onnxruntime execution provider: cpu, cuda, tensorrt, auto (cuda if usable, else cpu)",
+    )
+    env_flag(parser, "--device-id", env="FACEEDIT_TRITON_DEVICE_ID", default=0, type=int, help="GPU index")
+    env_flag(
+        parser,
         "--triton-venv",
         env="FACEEDIT_TRITON_VENV",
         default=default_triton_venv(),
@@ -260,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         metrics_port=args.metrics_port,
         ready_timeout_s=args.ready_timeout,
         instance_count=args.instances,
+        provider=args.provider,
+        device_id=args.device_id,
     )
     stop = False
 
@@ -270,7 +356,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     with server:
-        print(f"face_parser on triton: grpc {server.grpc_url}  metrics {server.metrics_url}", flush=True)
+        print(
+            f"face_parser on triton: grpc {server.grpc_url}  metrics {server.metrics_url}  "
+            f"onnxruntime provider {server.provider}",
+            flush=True,
+        )
         while not stop and server.process is not None:
             try:
                 server.process.wait(timeout=0.5)

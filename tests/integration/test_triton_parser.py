@@ -114,3 +114,28 @@ def test_readiness_timeout_kills_a_hung_server_and_cleans_its_shm(parser_model: 
         server.start()
     assert server.process is not None and server.process.poll() is not None
     assert server.shm_regions() == []
+
+
+def test_the_server_reports_the_provider_onnxruntime_gave(triton_server: TritonServer) -> None:
+    assert triton_server.provider == "CPUExecutionProvider"
+
+
+@pytest.mark.parametrize("provider", ["cuda", "tensorrt"])
+def test_a_gpu_provider_without_onnxruntime_gpu_fails_naming_what_to_install(
+    parser_model: Path, tmp_path: Path, provider: str
+) -> None:
+    server = TritonServer(parser_model, workdir=tmp_path, provider=provider, ready_timeout_s=30)
+    with pytest.raises(TritonStartError) as excinfo:
+        server.start()
+    first_line = str(excinfo.value).splitlines()[0]
+    assert f"execution_provider '{provider}' needs" in first_line and "CUDAExecutionProvider" in first_line
+    assert "install onnxruntime-gpu" in first_line and "triton-requirements-gpu.txt" in first_line
+    assert server.process is not None and server.process.poll() is not None
+    assert server.shm_regions() == []
+
+
+def test_auto_uses_the_cpu_when_no_gpu_provider_is_usable(parser_model: Path, tmp_path: Path) -> None:
+    with TritonServer(parser_model, workdir=tmp_path, provider="auto") as server:
+        assert server.provider == "CPUExecutionProvider"
+        (expected,) = ort.InferenceSession(str(parser_model)).run(["labels"], {"image": _images(1)})
+        assert np.array_equal(_run(_infer(server.grpc_url, _images(1))), expected)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 
 from faceedit.core.errors import UnknownNameError
 
@@ -28,6 +29,83 @@ CLASS_NAMES: tuple[str, ...] = (
     "neck",
     "cloth",
 )
+
+# Other spellings of the classes that face-parsing checkpoints on the hub put in their id2label (after
+# normalise_label): the BiSeNet/face-parsing.PyTorch ports, CelebAMask-HQ's own file names, long-form names.
+CLASS_ALIASES: dict[str, tuple[str, ...]] = {
+    "background": ("bg",),
+    "skin": ("face", "face_skin", "skin_other"),
+    "nose": (),
+    "eye_g": ("eyeglass", "eyeglasses", "glasses", "eye_glasses"),
+    "l_eye": ("left_eye",),
+    "r_eye": ("right_eye",),
+    "l_brow": ("left_brow", "left_eyebrow", "l_eyebrow"),
+    "r_brow": ("right_brow", "right_eyebrow", "r_eyebrow"),
+    "l_ear": ("left_ear",),
+    "r_ear": ("right_ear",),
+    "mouth": ("inner_mouth", "mouth_inner"),
+    "u_lip": ("upper_lip", "top_lip"),
+    "l_lip": ("lower_lip", "bottom_lip"),
+    "hair": (),
+    "hat": (),
+    "ear_r": ("earring", "earrings", "ear_ring", "ear_rings"),
+    "neck_l": ("necklace", "necklaces"),
+    "neck": (),
+    "cloth": ("clothes", "clothing", "cloths"),
+}
+_BY_LABEL = {label: name for name in CLASS_NAMES for label in (name, *CLASS_ALIASES[name])}
+
+
+class CheckpointLabelError(ValueError):
+    """A parser checkpoint whose id2label does not name each CelebAMask-HQ class exactly once."""
+
+
+def normalise_label(label: str) -> str:
+    """'Left Eye', 'left-eye' and 'LEFT_EYE' all become 'left_eye'."""
+    return re.sub(r"[\s\-.]+", "_", label.strip().lower()).strip("_")
+
+
+def canonical_class(label: str) -> str | None:
+    """The CelebAMask-HQ class a checkpoint label names (a class name or one of its aliases), else None."""
+    return _BY_LABEL.get(normalise_label(label))
+
+
+def canonical_order(id2label: Mapping[int | str, str]) -> tuple[int, ...]:
+    """The checkpoint channel that holds each canonical class: canonical_logits = logits[:, order].
+
+    id2label is a checkpoint's config.id2label (keys may be ints or, straight from config.json, digit strings)
+    and must cover channels 0..n-1. Every label must name a class (CLASS_NAMES or CLASS_ALIASES) and every
+    class must be named exactly once; otherwise CheckpointLabelError lists the unknown labels, the classes
+    named twice and the classes missing, so ParseFace's class ids stay CLASS_NAMES' whatever the checkpoint's order.
+    """
+    labels = {int(key): value for key, value in id2label.items()}
+    if sorted(labels) != list(range(len(labels))):
+        raise CheckpointLabelError(f"id2label keys must be the channels 0..{len(labels) - 1}; got {sorted(labels)}")
+    channels: dict[str, list[int]] = {}
+    unknown: list[str] = []
+    for channel in sorted(labels):
+        name = canonical_class(labels[channel])
+        if name is None:
+            unknown.append(f"{channel}={labels[channel]!r}")
+        else:
+            channels.setdefault(name, []).append(channel)
+    twice = [f"{name} (channels {', '.join(map(str, found))})" for name, found in channels.items() if len(found) > 1]
+    missing = [name for name in CLASS_NAMES if name not in channels]
+    if unknown or twice or missing:
+        problems = []
+        if unknown:
+            problems.append(f"unknown classes: {', '.join(unknown)}")
+        if twice:
+            problems.append(f"classes named more than once: {'; '.join(twice)}")
+        if missing:
+            problems.append(f"missing classes: {', '.join(missing)}")
+        raise CheckpointLabelError(
+            f"the checkpoint's id2label does not map onto the {len(CLASS_NAMES)} CelebAMask-HQ classes "
+            f"({'; '.join(problems)}). Known names: {', '.join(CLASS_NAMES)} and their aliases "
+            "(faceedit.core.taxonomy.CLASS_ALIASES)"
+        )
+    return tuple(channels[name][0] for name in CLASS_NAMES)
+
 
 # The thesis's FILTER_CLASSES (annexure 3) plus nose, ears, neck and mouth.
 ATTRIBUTES: dict[str, tuple[int, ...]] = {
