@@ -59,7 +59,7 @@ def test_writable_scratch_where_processes_need_it(rendered: dict[str, list[dict]
         mounts = {m["mountPath"]: m["name"] for m in main_container(workload)["volumeMounts"]}
         assert mounts.get("/tmp") in empty_dirs, workload["metadata"]["name"]
         env = env_of(main_container(workload))
-        for variable in ("XDG_CACHE_HOME", "TORCHINDUCTOR_CACHE_DIR", "MPLCONFIGDIR"):
+        for variable in ("XDG_CACHE_HOME", "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "MPLCONFIGDIR"):
             if variable in env:
                 assert PurePosixPath(env[variable]).is_relative_to("/tmp"), variable
     triton = pod_spec(by_kind(rendered[overlay], "Deployment")["face-parser"])
