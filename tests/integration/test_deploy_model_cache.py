@@ -5,6 +5,7 @@ and a pipeline the inpainter loads, where the Deployments look for them."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path, PurePosixPath
@@ -76,3 +77,53 @@ def test_cpu_tiny_job_fills_a_cache_the_serving_pods_can_use(rendered: dict[str,
     assert pipeline.unet.config.in_channels == 9
     native = pipeline.unet.config.sample_size * pipeline.vae_scale_factor
     assert int(inpainter["FACEEDIT_WORKING_SIZE"]) == native
+
+
+def _hub_repo(hf_home: Path, repo_id: str, files: Path) -> Path:
+    """`files` laid out as the Hugging Face cache holds a downloaded repository (one snapshot, refs/main)."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = hf_home / "hub" / f"models--{repo_id.replace('/', '--')}"
+    shutil.copytree(files, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    return repo / "snapshots" / commit
+
+
+def test_gpu_job_fetch_script_accepts_a_complete_cache_and_fails_an_incomplete_one(
+    rendered: dict[str, list[dict]], tiny_inpaint_model: Path, tmp_path: Path
+) -> None:
+    """The gpu Job's fetch_pipeline.py, run offline against a cache holding the pipeline (in the Job's variant) and
+    the VAE: it loads both from the cache alone, as the serving pods will, and fails the Job once a component is
+    missing."""
+    from diffusers import StableDiffusionXLInpaintPipeline
+
+    docs = rendered["gpu"]
+    job = by_kind(docs, "Job")["model-cache"]
+    env = env_of(main_container(job))
+    script = tmp_path / "fetch_pipeline.py"
+    script.write_text(_mounted_configmaps(docs, job)["/scripts/fetch_pipeline.py"])
+    hf_home = tmp_path / "hf"
+    variant_dir = tmp_path / "variant"
+    StableDiffusionXLInpaintPipeline.from_pretrained(str(tiny_inpaint_model)).save_pretrained(
+        variant_dir, variant=env["INPAINT_VARIANT"]
+    )
+    snapshot = _hub_repo(hf_home, "faceedit-test/tiny-sdxl-inpainting", variant_dir)
+    _hub_repo(hf_home, "faceedit-test/tiny-vae", tiny_inpaint_model / "vae")
+    job_env = {
+        **os.environ,
+        **env,
+        "HF_HOME": str(hf_home),
+        "HF_HUB_OFFLINE": "1",  # the test machine reaches no hub: the download step resolves from the cache
+        "INPAINT_MODEL": "faceedit-test/tiny-sdxl-inpainting",
+        "INPAINT_VAE": "faceedit-test/tiny-vae",
+    }
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(script)], env=job_env, capture_output=True, text=True, timeout=120)
+
+    complete = run()
+    assert complete.returncode == 0, complete.stderr[-3000:]
+    assert "loads offline as StableDiffusionXLInpaintPipeline" in complete.stdout
+    shutil.rmtree(snapshot / "unet")
+    incomplete = run()
+    assert incomplete.returncode != 0
