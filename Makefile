@@ -6,9 +6,9 @@ TRITON_VENV ?= .venv-triton
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: setup setup-triton-gpu demo test lint fmt proto proto-check deploy-check bench-parser bench-crop bench-overhead clean
+.PHONY: setup setup-triton-gpu prometheus demo test lint fmt proto proto-check deploy-check bench-parser bench-crop bench-overhead clean
 
-setup: $(VENV)/.installed $(TRITON_VENV)/.installed
+setup: $(VENV)/.installed $(TRITON_VENV)/.installed prometheus
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,22 @@ setup-triton-gpu: $(VENV)/.installed
 	$(TRITON_VENV)/bin/pip uninstall --quiet --yes onnxruntime
 	$(TRITON_VENV)/bin/pip install --quiet -r services/parser/triton-requirements-gpu.txt
 	touch $(TRITON_VENV)/.installed
+
+## prometheus: promtool and prometheus from Debian's `prometheus` package (rule tests, `faceedit up --prometheus`).
+## Installed without starting its service (policy-rc.d answers 101 while apt runs); a clear message when it cannot be.
+prometheus:
+	@if command -v promtool >/dev/null && command -v prometheus >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's prometheus package (promtool, prometheus)"; \
+	  guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && guard=1; fi; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
+	    >/dev/null) || echo "apt-get could not install the prometheus package" >&2; \
+	  if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	fi; \
+	command -v promtool >/dev/null && command -v prometheus >/dev/null || \
+	  echo "promtool/prometheus missing: install Debian's prometheus package \
+	(sudo apt-get install --no-install-recommends prometheus); the rule tests in make test need it" >&2
 
 ## demo: build the tiny models, start the local stack, run a three-edit cascade on the bundled portrait -> out/
 demo: setup
@@ -55,6 +71,10 @@ proto-check: $(VENV)/.installed
 	@tmp=$$(mktemp -d) && PYTHON=$(PY) protos/generate.sh $$tmp >/dev/null 2>&1 && \
 	if diff -r -x __pycache__ $$tmp/faceedit/v1 services/common/faceedit/v1; then echo "generated code is up to date"; \
 	else echo "generated code is stale: run 'make proto' and commit" >&2; rm -rf $$tmp; exit 1; fi; rm -rf $$tmp
+
+## deploy-check: kustomize + strict schema validation of both overlays, manifest properties, promtool rule tests
+deploy-check: $(VENV)/.installed prometheus
+	$(PY) -m pytest tests/unit/test_deploy*.py tests/unit/test_prometheus_config.py -q
 
 bench-parser: setup
 	$(BIN)/faceedit compare parser

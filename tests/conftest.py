@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.triton",
     "tests.fixtures.inpainter",
     "tests.fixtures.stack",
+    "tests.fixtures.deploy",
 ]
