@@ -44,7 +44,6 @@ PENDING_ENV = {
         "FACEEDIT_TLS_CERT",
         "FACEEDIT_TLS_KEY",
         "FACEEDIT_TLS_CLIENT_CA",
-        "FACEEDIT_INPAINT_VARIANT",
     },
     "orchestrator": {
         "FACEEDIT_METRICS_HOST",
@@ -58,7 +57,6 @@ PENDING_ENV = {
         "FACEEDIT_DOWNSTREAM_CERT",
         "FACEEDIT_DOWNSTREAM_KEY",
         "FACEEDIT_AUTH_TOKENS",
-        "FACEEDIT_WORKING_SIZE",
     },
 }
 CONFIG_MODULES = {"inpainter": "faceedit.inpainter.config", "orchestrator": "faceedit.orchestrator.config"}
