@@ -9,7 +9,7 @@ event loop.
 from __future__ import annotations
 
 import asyncio
-import threading
+import multiprocessing
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,40 +30,46 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"process {pid} reports no VmRSS")
 
 
+def _probe(address: str, interval_s: float, stop, results) -> None:
+    """Health.Check on `liveness` every interval_s until stop is set; latencies (ms) and failures to results."""
+    latencies, failures = [], 0
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        request = health_pb2.HealthCheckRequest(service="liveness")
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                stub.Check(request, timeout=2)
+                latencies.append((time.perf_counter() - started) * 1000)
+            except grpc.RpcError:
+                failures += 1
+            stop.wait(interval_s)
+    results.put((latencies, failures))
+
+
 @dataclass
 class HealthProbe:
-    """Health.Check on address every interval_s from its own thread and channel, so the load generator's event
-    loop does not colour the measurement."""
+    """Health checks from a process of their own, so the load generator (its event loop, its GIL) does not colour
+    the measurement: what is left is the server's own responsiveness."""
 
     address: str
     interval_s: float = 0.02
     latencies_ms: list[float] = field(default_factory=list)
     failures: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def _run(self) -> None:
-        with grpc.insecure_channel(self.address) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            request = health_pb2.HealthCheckRequest(service="liveness")
-            while not self._stop.is_set():
-                started = time.perf_counter()
-                try:
-                    stub.Check(request, timeout=2)
-                    self.latencies_ms.append((time.perf_counter() - started) * 1000)
-                except grpc.RpcError:
-                    self.failures += 1
-                self._stop.wait(self.interval_s)
 
     def __enter__(self) -> HealthProbe:
-        self._thread = threading.Thread(target=self._run, name="health-probe", daemon=True)
-        self._thread.start()
+        context = multiprocessing.get_context("spawn")
+        self._stop, self._results = context.Event(), context.Queue()
+        self._process = context.Process(
+            target=_probe, args=(self.address, self.interval_s, self._stop, self._results), daemon=True
+        )
+        self._process.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        self.latencies_ms, self.failures = self._results.get(timeout=30)
+        self._process.join(timeout=10)
 
 
 def run_soak(

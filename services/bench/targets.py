@@ -45,6 +45,14 @@ def portrait(size: int) -> np.ndarray:
     return (resize(image, (size, size), anti_aliasing=True) * 255).round().astype(np.uint8)
 
 
+def photo(width: int, height: int) -> np.ndarray:
+    """The bundled portrait at any photo size (width x height), e.g. a 4032x3024 phone photo."""
+    import cv2
+    from skimage import data as samples
+
+    return cv2.resize(samples.astronaut(), (width, height), interpolation=cv2.INTER_CUBIC)
+
+
 def _timings(t: types_pb2.StageTimings) -> dict[str, float]:
     """The stages the server timed; proto3 leaves the others at 0 (the inpainter, for one, does not parse)."""
     return {stage: value for stage in STAGES if (value := getattr(t, f"{stage}_ms"))}

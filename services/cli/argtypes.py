@@ -55,6 +55,17 @@ def non_negative(text: str) -> int:
     return value
 
 
+def photo_size(text: str) -> tuple[int, int]:
+    """WIDTHxHEIGHT, e.g. 4032x3024."""
+    width, sep, height = text.lower().partition("x")
+    try:
+        if sep:
+            return count(width), count(height)
+    except (ValueError, argparse.ArgumentTypeError):
+        pass
+    raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 4032x3024, got {text!r}")
+
+
 def counts(text: str) -> list[int]:
     """A comma-separated list of positive integers, e.g. a concurrency sweep 1,2,4."""
     try:

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from faceedit.bench import compare, report
 from faceedit.bench.loadgen import run_level
 from faceedit.bench.targets import Target, editface_target, inpainter_target, parser_target, portrait, present_class
-from faceedit.cli.argtypes import count, counts, non_negative, positive, rates, read_input
+from faceedit.cli.argtypes import count, counts, non_negative, photo_size, positive, rates, read_input
 from faceedit.cli.commands import parse_edit
 from faceedit.config import env_flag
 from faceedit.core.imageio import decode_image
@@ -37,7 +37,18 @@ def _add_compare(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--requests", type=count, default=None, help="requests per side (parser 48, overhead 20)")
     p.add_argument("--size", type=count, default=None, help="image size (parser/overhead 512, crop 1024)")
-    p.add_argument("--working-size", type=count, default=1024, help="crop: inpainting working size")
+    p.add_argument(
+        "--photo", type=photo_size, help="overhead: a WIDTHxHEIGHT photo instead of the square --size, e.g. 4032x3024"
+    )
+    p.add_argument(
+        "--region",
+        choices=["class", "lips"],
+        default="class",
+        help="overhead: the random parser's largest class, or a lips-sized region (crops, as lips do in production)",
+    )
+    p.add_argument(
+        "--working-size", type=count, default=1024, help="crop/overhead: the inpainter's working size (default 1024)"
+    )
     p.add_argument("--steps", type=count, default=4, help="crop/overhead/batching: denoising steps")
     p.add_argument("--concurrency", type=counts, default=[1, 8], help="parser: concurrency levels")
     p.add_argument("--server", help="overhead: measure this running orchestrator instead of a tiny local stack")
@@ -214,17 +225,18 @@ def run_bench(args: argparse.Namespace) -> int:
 def _overhead(args: argparse.Namespace) -> dict:
     options = {
         "requests": args.requests or 20,
-        "size": args.size or 512,
+        "size": args.photo or (args.size or 512,) * 2,
         "steps": args.steps,
         "output_format": args.format,
         "input_format": args.input_format,
+        "region": args.region,
     }
     if args.server:
         return compare.run_overhead_benchmark(args.server, **options)
     from faceedit.cli.stack import LocalStack, StackConfig
     from faceedit.parser.launcher import free_port
 
-    stack = LocalStack(StackConfig(port=free_port(), working_size=512)).start()
+    stack = LocalStack(StackConfig(port=free_port(), working_size=args.working_size)).start()
     try:
         return compare.run_overhead_benchmark(stack.address, **options)
     finally:

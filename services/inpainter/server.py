@@ -23,18 +23,19 @@ from faceedit.messages import to_raw
 from faceedit.serving import (
     CallError,
     Failure,
-    WorkerPool,
     answer,
     classify_core,
+    offloaded_service,
     return_large_buffers_to_the_os,
     start_service,
     stop_event_on_signals,
     stream_events,
 )
 from faceedit.v1 import inpainter_pb2, inpainter_pb2_grpc, types_pb2
+from faceedit.workers import WorkerPool
 
 log = logging.getLogger("faceedit.inpainter")
-SERVICE = inpainter_pb2.DESCRIPTOR.services_by_name["Inpainter"].full_name
+DESCRIPTOR = inpainter_pb2.DESCRIPTOR.services_by_name["Inpainter"]
 
 
 def classify(exc: Exception, method: str) -> Failure:
@@ -53,8 +54,7 @@ def classify(exc: Exception, method: str) -> Failure:
 def response_for(job: Job, result: Result, started: float) -> inpainter_pb2.InpaintResponse:
     x0, y0, x1, y1 = result.frame.box
     total_ms = (time.monotonic() - started) * 1000
-    return inpainter_pb2.InpaintResponse(
-        image=to_raw(result.image),
+    response = inpainter_pb2.InpaintResponse(
         seed=job.seed,
         negative_prompt=job.negative_prompt,
         cropped=result.frame.cropped,
@@ -68,6 +68,8 @@ def response_for(job: Job, result: Result, started: float) -> inpainter_pb2.Inpa
             total_ms=total_ms,
         ),
     )
+    to_raw(result.image, into=response.image)
+    return response
 
 
 def progress_event(step: int, total: int, elapsed_ms: float, preview: np.ndarray | None) -> inpainter_pb2.InpaintEvent:
@@ -137,7 +139,10 @@ async def serve(argv: list[str] | None = None) -> None:
     pool = WorkerPool(args.workers)
     service = InpainterService(metrics, pool)
     running, metrics_port = await start_service(
-        lambda s: inpainter_pb2_grpc.add_InpainterServicer_to_server(service, s), SERVICE, args, metrics.registry
+        lambda s: s.add_generic_rpc_handlers((offloaded_service(DESCRIPTOR, service, pool),)),
+        DESCRIPTOR.full_name,
+        args,
+        metrics.registry,
     )
     log.info(
         "inpainter listening on %s:%d (metrics port %s); loading %s", args.host, running.port, metrics_port, args.model

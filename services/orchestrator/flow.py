@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 import numpy as np
 
+from faceedit.channels import OffloadedStub
 from faceedit.core.framing import Frame, cut_region, paste_region, plan_frame
 from faceedit.core.geometry import unletterbox
 from faceedit.core.imageio import decode_image, encode_image, image_size
@@ -24,9 +25,9 @@ from faceedit.core.viz import colorize
 from faceedit.messages import FORMAT_ENUM, OUTPUT_FORMATS, from_raw, to_raw
 from faceedit.orchestrator.plan import EditPlan, plan_edits
 from faceedit.parser.client import ParserClient
-from faceedit.serving import WorkerPool
 from faceedit.v1 import face_editor_pb2 as fe
-from faceedit.v1 import inpainter_pb2, inpainter_pb2_grpc, types_pb2
+from faceedit.v1 import inpainter_pb2, types_pb2
+from faceedit.workers import WorkerPool
 
 Emit = Callable[[fe.EditFaceEvent], Awaitable[None]]
 
@@ -91,7 +92,7 @@ class EditFlow:
     def __init__(
         self,
         parser: ParserClient,
-        inpainter: inpainter_pb2_grpc.InpainterStub,
+        inpainter: OffloadedStub,
         pool: WorkerPool,
         *,
         inpainter_address: str,
@@ -124,13 +125,13 @@ class EditFlow:
         return await self.pool.run(unletterbox, labels, box, nearest=True), parse_ms
 
     async def _call_inpainter(
-        self, request: inpainter_pb2.InpaintRequest, deadline: Deadline, index: int, started: float, emit: Emit | None
+        self, request: bytes, deadline: Deadline, index: int, started: float, emit: Emit | None
     ) -> inpainter_pb2.InpaintResponse:
         try:
             if emit is None:
-                return await self.inpainter.Inpaint(request, timeout=deadline.remaining())
+                return await self.inpainter.unary("Inpaint", request, timeout=deadline.remaining())
             result = None
-            async for event in self.inpainter.StreamInpaint(request, timeout=deadline.remaining()):
+            async for event in self.inpainter.stream("StreamInpaint", request, timeout=deadline.remaining()):
                 if event.HasField("progress"):
                     p = event.progress
                     await emit(
@@ -172,6 +173,8 @@ class EditFlow:
         size = await self.pool.run(image_size, request.image.data, max_bytes=self.max_image_bytes)
         plans = await self.pool.run(plan_edits, request, size)
         current = await self.decode(request.image.data)
+        if (current.shape[1], current.shape[0]) != size:  # a PNG's late eXIf turned it: check the masks again
+            plans = await self.pool.run(plan_edits, request, (current.shape[1], current.shape[0]))
         totals.decode_ms = (time.monotonic() - t) * 1000
         await stage(fe.STAGE_DECODE, 0, True)
 
@@ -207,18 +210,15 @@ class EditFlow:
                 "(FACEEDIT_MAX_MESSAGE_BYTES) and your client's receive limit",
             )
 
-    def _region_request(
-        self, plan: EditPlan, current: np.ndarray, mask: np.ndarray, frame: Frame
-    ) -> inpainter_pb2.InpaintRequest:
-        """The Inpaint call for one edit: the frame's pixels and mask, at most the inpainter's working size."""
+    def _region_request(self, plan: EditPlan, current: np.ndarray, mask: np.ndarray, frame: Frame) -> bytes:
+        """The Inpaint request for one edit, serialized (it is built and serialized here, on the pool): the
+        frame's pixels and mask, at most the inpainter's working size."""
         edit, knobs = plan.edit, plan.knobs
         options = types_pb2.InpaintOptions()
         options.CopyFrom(edit.inpaint)
         if not frame.cropped:
             options.crop_mode = types_pb2.CROP_MODE_FULL_FRAME  # already framed here; the inpainter must not re-crop
-        return inpainter_pb2.InpaintRequest(
-            image=to_raw(cut_region(current, frame, self.working_size)),
-            mask=to_raw(cut_region(mask, frame, self.working_size)),
+        request = inpainter_pb2.InpaintRequest(
             prompt=plan.prompt,
             negative_prompt=edit.negative_prompt,
             strength=knobs.strength,
@@ -230,6 +230,9 @@ class EditFlow:
             precropped=frame.cropped,
             skip_composite=True,
         )
+        to_raw(cut_region(current, frame, self.working_size), into=request.image)
+        to_raw(cut_region(mask, frame, self.working_size), into=request.mask)
+        return request.SerializeToString()
 
     async def _edit(
         self,

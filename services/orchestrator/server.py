@@ -16,7 +16,7 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from faceedit.channels import channel_options
+from faceedit.channels import OffloadedStub, channel_options
 from faceedit.core.knobs import DEFAULT_GUIDANCE, DEFAULT_SEED, DEFAULT_STEPS
 from faceedit.core.prompts import BASE_NEGATIVE, NEGATIVE_VOCABULARY
 from faceedit.core.taxonomy import ATTRIBUTES, CLASS_NAMES, default_strength
@@ -29,19 +29,20 @@ from faceedit.serving import (
     CallError,
     Failure,
     RunningServer,
-    WorkerPool,
     answer,
     classify_core,
+    offloaded_service,
     return_large_buffers_to_the_os,
     start_service,
     stop_event_on_signals,
     stream_events,
 )
 from faceedit.v1 import face_editor_pb2 as fe
-from faceedit.v1 import face_editor_pb2_grpc, inpainter_pb2_grpc
+from faceedit.v1 import face_editor_pb2_grpc, inpainter_pb2
+from faceedit.workers import WorkerPool
 
 log = logging.getLogger("faceedit.orchestrator")
-SERVICE = fe.DESCRIPTOR.services_by_name["FaceEditor"].full_name
+DESCRIPTOR = fe.DESCRIPTOR.services_by_name["FaceEditor"]
 T = TypeVar("T")
 
 
@@ -214,7 +215,7 @@ async def serve(argv: list[str] | None = None) -> None:
     pool = WorkerPool(args.workers)
     flow = EditFlow(
         parser,
-        inpainter_pb2_grpc.InpainterStub(channel),
+        OffloadedStub(channel, inpainter_pb2.DESCRIPTOR.services_by_name["Inpainter"], pool),
         pool,
         inpainter_address=args.inpainter_address,
         working_size=args.working_size,
@@ -226,7 +227,10 @@ async def serve(argv: list[str] | None = None) -> None:
     metrics = Metrics(args.max_in_flight)
     service = FaceEditorService(flow, metrics, Admission(args.max_in_flight, metrics.in_flight.set))
     running, metrics_port = await start_service(
-        lambda s: face_editor_pb2_grpc.add_FaceEditorServicer_to_server(service, s), SERVICE, args, metrics.registry
+        lambda s: s.add_generic_rpc_handlers((offloaded_service(DESCRIPTOR, service, pool),)),
+        DESCRIPTOR.full_name,
+        args,
+        metrics.registry,
     )
     log.info(
         "orchestrator listening on %s:%d (metrics %s); parser %s, inpainter %s",

@@ -47,8 +47,9 @@ class ParserClient:
 
     def letterbox(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """RGB (H,W,3) uint8 -> the parser's square input and where the image sits in it (white padding, as the
-        thesis). Map labels back with faceedit.core.geometry.unletterbox(labels, box, nearest=True)."""
-        return letterbox(image, self.input_size)
+        thesis). Map labels back with faceedit.core.geometry.unletterbox(labels, box, nearest=True). A camera photo
+        is shrunk by a whole factor first: the parser sees 512 pixels either way, 3x sooner."""
+        return letterbox(image, self.input_size, coarse=True)
 
     async def infer_raw(self, batch: np.ndarray, *, timeout_s: float | None = None) -> np.ndarray:
         """[N,H,W,3] uint8 -> [N,H,W] uint8 labels, retrying UNAVAILABLE with backoff inside the deadline."""

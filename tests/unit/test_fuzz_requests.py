@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from faceedit.core.imageio import decode_image, image_size
 from faceedit.core.taxonomy import ATTRIBUTES
 from faceedit.inpainter.requests import job_from_request
-from faceedit.malformed import MalformedRequestInterceptor
 from faceedit.orchestrator.plan import plan_edits
-from faceedit.serving import status_for
+from faceedit.serving import offloaded_service, status_for
 from faceedit.v1 import face_editor_pb2, face_editor_pb2_grpc, inpainter_pb2, inpainter_pb2_grpc, types_pb2
+from faceedit.workers import WorkerPool
 from tests.aioserver import threaded_aio_server
 from tests.fuzzing import (
     DOCUMENTED,
@@ -194,10 +194,16 @@ class ValidatingInpainter(inpainter_pb2_grpc.InpainterServicer):
 
 
 def _register(server: grpc.aio.Server) -> None:
-    face_editor_pb2_grpc.add_FaceEditorServicer_to_server(ValidatingEditor(), server)
-    inpainter_pb2_grpc.add_InpainterServicer_to_server(ValidatingInpainter(), server)
+    """Registered as the servers register theirs: request bytes parsed by faceedit (serving.offloaded_service)."""
+    server.add_generic_rpc_handlers(
+        (
+            offloaded_service(face_editor_pb2.DESCRIPTOR.services_by_name["FaceEditor"], ValidatingEditor(), POOL),
+            offloaded_service(inpainter_pb2.DESCRIPTOR.services_by_name["Inpainter"], ValidatingInpainter(), POOL),
+        )
+    )
 
 
+POOL = WorkerPool(2)
 METHODS = {"edit": "/faceedit.v1.FaceEditor/EditFace", "inpaint": "/faceedit.v1.Inpainter/Inpaint"}
 ANSWERED = {grpc.StatusCode.OK, *(code for code in DOCUMENTED)}
 
@@ -208,11 +214,11 @@ def _wire(kind: str, requests: st.SearchStrategy[Any]) -> st.SearchStrategy[tupl
 
 def test_damaged_wire_bytes_get_a_documented_status_from_a_real_server() -> None:
     """Bytes as a broken or hostile client sends them (truncated, bit-flipped, junk appended; unknown fields and
-    enum numbers only the wire form can carry) to a grpc.aio server with faceedit's MalformedRequestInterceptor:
+    enum numbers only the wire form can carry) to a grpc.aio server registered as faceedit's servers are:
     undecodable bytes are INVALID_ARGUMENT (grpc.aio alone answers UNKNOWN), the rest are validated."""
     strategy = st.one_of(_wire("edit", any_edit_request()), _wire("inpaint", any_inpaint_request()))
     with (
-        threaded_aio_server(_register, interceptors=[MalformedRequestInterceptor()]) as port,
+        threaded_aio_server(_register) as port,
         grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
     ):
         calls = {kind: channel.unary_unary(method) for kind, method in METHODS.items()}

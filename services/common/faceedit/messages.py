@@ -17,17 +17,16 @@ def optional(message: Message, name: str) -> Any:
     return getattr(message, name) if message.HasField(name) else None
 
 
-def to_raw(array: np.ndarray) -> types_pb2.RawImage:
-    """(H,W,3) or (H,W) uint8 -> RawImage."""
+def to_raw(array: np.ndarray, into: types_pb2.RawImage | None = None) -> types_pb2.RawImage:
+    """(H,W,3) or (H,W) uint8 -> RawImage; into: fill this (nested) RawImage in place, which saves copying a
+    megabyte-sized sub-message into its parent."""
     if array.dtype != np.uint8 or array.ndim not in (2, 3):
         raise InvalidOptionError(f"expected a uint8 (H,W) or (H,W,C) array, got {array.dtype} {array.shape}")
-    channels = 1 if array.ndim == 2 else array.shape[2]
-    return types_pb2.RawImage(
-        width=array.shape[1],
-        height=array.shape[0],
-        channels=channels,
-        pixels=np.ascontiguousarray(array).tobytes(),
-    )
+    raw = types_pb2.RawImage() if into is None else into
+    raw.width, raw.height = array.shape[1], array.shape[0]
+    raw.channels = 1 if array.ndim == 2 else array.shape[2]
+    raw.pixels = np.ascontiguousarray(array).tobytes()
+    return raw
 
 
 def from_raw(raw: types_pb2.RawImage, *, channels: int, name: str = "image") -> np.ndarray:

@@ -52,9 +52,11 @@ def plan_frame(mask: np.ndarray, mode: str, *, padding: int) -> Frame:
     "crop" always does, "full" never does; an empty mask renders the whole frame."""
     if mode not in FRAME_MODES:
         raise ValueError(f"frame mode must be one of {FRAME_MODES}, got {mode!r}")
+    if mode == "full":
+        return whole(mask)
     height, width = mask.shape
     box = bounding_box(mask, padding=padding, square=True)
-    if box is None or mode == "full":
+    if box is None:
         return whole(mask)
     x0, y0, x1, y1 = box
     if mode == "auto" and (x1 - x0) * (y1 - y0) > AUTO_CROP_MAX_AREA * width * height:

@@ -83,10 +83,19 @@ def _orientation(img: Image.Image) -> int:
     return value if isinstance(value, int) and value in _UPRIGHT else 1
 
 
+def _header_orientation(img: Image.Image) -> int:
+    """The EXIF orientation known before any pixel is decoded. Pillow's getexif() decodes a whole PNG to look for
+    an eXIf chunk after the pixel data, so a PNG is judged by the chunks before its pixels (where the PNG
+    specification puts eXIf); Pillow's full decode path reads the late ones too."""
+    if img.format == "PNG" and "exif" not in img.info:
+        return 1
+    return _orientation(img)
+
+
 def _displayed_size(img: Image.Image) -> tuple[int, int]:
-    """(width, height) after EXIF orientation, known from the header alone."""
+    """(width, height) after EXIF orientation, from the header alone."""
     width, height = img.size
-    return (height, width) if _orientation(img) in _SWAPS_SIDES else (width, height)
+    return (height, width) if _header_orientation(img) in _SWAPS_SIDES else (width, height)
 
 
 def _flatten(img: Image.Image, background: int) -> Image.Image:
@@ -145,17 +154,25 @@ def jpeg_scan_complete(data: bytes) -> bool:
     return False
 
 
-def _fast_jpeg(data: bytes, img: Image.Image) -> np.ndarray | None:
-    """An RGB or greyscale JPEG's pixels through OpenCV's decoder (12 MP: ~80 ms against ~210 ms through Pillow
-    here, identical pixels), upright. None for anything Pillow should handle (CMYK, or what OpenCV refuses)."""
-    if img.format not in ("JPEG", "MPO") or img.mode not in ("RGB", "L"):
+def _fast_pixels(data: bytes, img: Image.Image, *, grey: bool = False) -> np.ndarray | None:
+    """The pixels of an 8-bit RGB or greyscale JPEG or PNG through OpenCV's decoders, upright: identical to
+    Pillow's (tested), ~3x faster on photos (12 MP JPEG ~50 ms, a 12 MP mask PNG ~30 ms instead of ~90 ms).
+    grey=True takes greyscale files only (colour-to-grey weights would differ by a level at the threshold).
+    None for anything Pillow should handle: alpha, palettes, 16-bit, CMYK, a PNG whose eXIf follows its pixels,
+    or whatever OpenCV refuses (it refuses truncated PNGs; truncated JPEGs are checked here, as libjpeg fills
+    their missing rows with grey and says nothing)."""
+    if img.mode not in (("L",) if grey else ("RGB", "L")):
         return None
-    if not jpeg_scan_complete(data):
-        raise ImageError(f"image data is corrupt or truncated (the JPEG ends before its last scan); {_SEND}")
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
+    if img.format in ("JPEG", "MPO"):
+        if not jpeg_scan_complete(data):
+            raise ImageError(f"image data is corrupt or truncated (the JPEG ends before its last scan); {_SEND}")
+    elif img.format != "PNG" or "transparency" in img.info or ("exif" not in img.info and b"eXIf" in data):
+        return None
+    flags = (cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR_RGB) | cv2.IMREAD_IGNORE_ORIENTATION
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if pixels is None or pixels.shape[:2] != (img.height, img.width):
         return None
-    transpose = _UPRIGHT_ARRAY.get(_orientation(img))
+    transpose = _UPRIGHT_ARRAY.get(_header_orientation(img))
     return pixels if transpose is None else np.ascontiguousarray(transpose(pixels))
 
 
@@ -172,7 +189,7 @@ def decode_image(
             raise ImageError(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
         if min(width, height) < MIN_SIDE:
             raise ImageError(f"image is {width}x{height}; both sides must be at least {MIN_SIDE} pixels")
-        fast = _fast_jpeg(data, img)
+        fast = _fast_pixels(data, img)
         return fast if fast is not None else np.array(_decoded(img, 255, "image"), dtype=np.uint8)
 
 
@@ -185,14 +202,17 @@ def encode_image(image: np.ndarray, fmt: str = "png", *, quality: int = 95) -> b
         raise ImageError(f"expected a uint8 (H,W) or (H,W,3) array, got {image.dtype} {image.shape}")
     if not 1 <= quality <= 100:
         raise InvalidOptionError(f"quality must be in [1, 100], got {quality}")
-    buffer = io.BytesIO()
-    options: dict[str, object] = {}
-    if pil_format in ("JPEG", "WEBP"):
-        options["quality"] = int(quality)
     if pil_format == "PNG":
-        # Level 1: masks and results are re-encoded per request; size matters less than latency.
-        options["compress_level"] = 1
-    Image.fromarray(image).save(buffer, format=pil_format, **options)
+        # Level 1 with run-length matching: results, masks and label maps are encoded per request, where latency
+        # matters more than size; OpenCV's encoder takes ~60% of Pillow's time and its output is ~10% smaller.
+        pixels = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        options = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+        ok, encoded = cv2.imencode(".png", pixels, options)
+        if not ok:
+            raise ImageError(f"PNG encoding of a {image.shape} image failed")
+        return encoded.tobytes()
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format=pil_format, quality=int(quality))
     return buffer.getvalue()
 
 
@@ -209,5 +229,7 @@ def decode_mask(data: bytes, size: tuple[int, int], *, max_bytes: int = DEFAULT_
         found = _displayed_size(img)
         if found != tuple(size):
             raise ImageError(f"mask is {found[0]}x{found[1]} but the image is {size[0]}x{size[1]}; they must match")
-        grey = np.asarray(_decoded(img, 0, "mask").convert("L"), dtype=np.uint8)
-    return np.where(grey > 127, 255, 0).astype(np.uint8)
+        grey = _fast_pixels(data, img, grey=True)
+        if grey is None:
+            grey = np.asarray(_decoded(img, 0, "mask").convert("L"), dtype=np.uint8)
+    return cv2.threshold(grey, 127, 255, cv2.THRESH_BINARY)[1]

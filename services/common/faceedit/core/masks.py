@@ -60,15 +60,11 @@ def class_union(labels: np.ndarray, class_ids: Sequence[int]) -> np.ndarray:
 
 def _active_region(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
     """The bounding box of the nonzero pixels grown by margin (clipped); None for an all-zero mask."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
+    box = bounding_box(mask, padding=margin)
+    if box is None:
         return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    height, width = mask.shape
-    return (
-        slice(max(0, rows[0] - margin), min(height, rows[-1] + 1 + margin)),
-        slice(max(0, cols[0] - margin), min(width, cols[-1] + 1 + margin)),
-    )
+    x0, y0, x1, y1 = box
+    return slice(y0, y1), slice(x0, x1)
 
 
 def _within_reach(mask: np.ndarray, reach: int, op: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -180,14 +176,19 @@ def build_mask(
 ) -> np.ndarray:
     """union -> hull -> offset -> grow/shrink -> merge with caller mask -> invert -> feather -> coverage check."""
     spec.validate()
-    mask = class_union(labels, class_ids)
-    if spec.convex_hull:
-        mask = convex_hull(mask)
-    if spec.offset_x or spec.offset_y:
-        mask = offset(mask, spec.offset_x, spec.offset_y)
-    mask = grow(mask, spec.grow_px)
-    if extra is not None:
-        mask = merge(mask, extra, spec.merge)
+    if extra is not None and spec.merge == "replace":
+        if extra.shape != labels.shape:
+            raise InvalidOptionError(f"mask shapes differ: {labels.shape} vs {extra.shape}")
+        mask = extra  # the parsed region would be discarded: do not build it
+    else:
+        mask = class_union(labels, class_ids)
+        if spec.convex_hull:
+            mask = convex_hull(mask)
+        if spec.offset_x or spec.offset_y:
+            mask = offset(mask, spec.offset_x, spec.offset_y)
+        mask = grow(mask, spec.grow_px)
+        if extra is not None:
+            mask = merge(mask, extra, spec.merge)
     if spec.invert:
         mask = invert(mask)
     mask = feather(mask, spec.feather_sigma)
@@ -204,12 +205,13 @@ def bounding_box(mask: np.ndarray, *, padding: int = 0, square: bool = False) ->
     """
     if padding < 0:
         raise InvalidOptionError(f"padding must be >= 0, got {padding}")
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
         return None
+    cols = np.flatnonzero(mask.any(axis=0))
     height, width = mask.shape
-    x0, x1 = max(0, int(xs.min()) - padding), min(width, int(xs.max()) + 1 + padding)
-    y0, y1 = max(0, int(ys.min()) - padding), min(height, int(ys.max()) + 1 + padding)
+    x0, x1 = max(0, int(cols[0]) - padding), min(width, int(cols[-1]) + 1 + padding)
+    y0, y1 = max(0, int(rows[0]) - padding), min(height, int(rows[-1]) + 1 + padding)
     if square:
         side = max(x1 - x0, y1 - y0)
         x0, x1 = _centre_span(x0, x1, min(side, width), width)
