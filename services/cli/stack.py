@@ -1,17 +1,25 @@
-"""The whole faceedit stack as local child processes: Triton (parser), inpainter, orchestrator.
+"""The whole faceedit stack as local child processes: Triton (parser), inpainter, orchestrator, any number of
+parser and inpainter replicas, in plaintext or over TLS/mTLS with a bearer token.
 
-Used by `faceedit up`, `faceedit demo` and the benchmarks; tiny random models unless real ones are named.
+Used by `faceedit up`, `faceedit demo` and the benchmarks; tiny random models unless real ones are named. N replicas
+of a stage are N processes on loopback behind one multi-address target (`ipv4:127.0.0.1:p1,127.0.0.1:p2`), dialled
+by the orchestrator through the same balancing code as a headless Service in Kubernetes.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from faceedit.devpki import DevPki, write_dev_pki
 from faceedit.parser.launcher import TritonServer, free_port, provider_for_device
 from faceedit.process import ServiceProcess
+
+INPAINTER = "faceedit.v1.Inpainter"
+FACE_EDITOR = "faceedit.v1.FaceEditor"
 
 
 def _slug(name: str) -> str:
@@ -50,6 +58,23 @@ def ensure_inpaint_model(inpaint_model: str | None, models_dir: Path) -> str:
     return str(out)
 
 
+def target(addresses: list[str]) -> str:
+    """One gRPC target for one or several host:port addresses on IPv4 hosts (replicas on loopback)."""
+    if len(addresses) == 1:
+        return addresses[0]
+    for address in addresses:
+        try:
+            ipaddress.IPv4Address(address.rpartition(":")[0])
+        except ValueError:
+            raise ValueError(f"replicas need an IPv4 --host (127.0.0.1 by default), got {address}") from None
+    return "ipv4:" + ",".join(addresses)
+
+
+def _ports(first: int, count: int, host: str) -> list[int]:
+    """count ports: first, first+1, ... when first is set, else free ones."""
+    return [first + i if first else free_port(host) for i in range(count)]
+
+
 @dataclass
 class StackConfig:
     parser_model: str | None = None  # None: tiny random SegFormer
@@ -60,13 +85,16 @@ class StackConfig:
     models_dir: Path = Path("models")
     host: str = "127.0.0.1"
     port: int = 50051
-    triton_grpc_port: int = 0
+    triton_grpc_port: int = 0  # the first replica's; the others take the next ports (0: free ports)
     inpainter_port: int = 0
     metrics_port: int = 0
     inpainter_metrics_port: int = 0
     parser_size: int = 512
     working_size: int | None = None  # None: 1024 for real SDXL, 512 for the tiny pipeline
     min_crop_size: int | None = None
+    parser_replicas: int = 1
+    inpainter_replicas: int = 1
+    secure_dir: Path | None = None  # TLS on every hop, mTLS inside, a bearer token: certificates written here
     inpainter_args: list[str] = field(default_factory=list)
     orchestrator_args: list[str] = field(default_factory=list)
     workdir: Path | None = None
@@ -76,13 +104,97 @@ class StackConfig:
 class LocalStack:
     def __init__(self, config: StackConfig) -> None:
         self.config = config
-        self.triton: TritonServer | None = None
-        self.inpainter: ServiceProcess | None = None
+        self.tritons: list[TritonServer] = []
+        self.inpainters: list[ServiceProcess] = []
         self.orchestrator: ServiceProcess | None = None
+        self.pki: DevPki | None = None
 
     @property
     def address(self) -> str:
         return f"{self.config.host}:{self.config.port}"
+
+    def _tls_args(self, *, mutual: bool) -> list[str]:
+        if self.pki is None:
+            return []
+        args = ["--tls-cert", str(self.pki.server_cert), "--tls-key", str(self.pki.server_key)]
+        return [*args, "--tls-client-ca", str(self.pki.ca_cert)] if mutual else args
+
+    def _service(
+        self, name: str, module: str, args: list[str], port: int, service: str, workdir: Path, metrics: int
+    ) -> ServiceProcess:
+        """A faceedit server; its plaintext health-only port answers readiness checks whatever its TLS."""
+        health = free_port(self.config.host)
+        where = ["--host", self.config.host, "--port", str(port), "--metrics-port", str(metrics)]
+        return ServiceProcess(
+            name,
+            module,
+            [*args, *where, "--health-port", str(health)],
+            f"{self.config.host}:{port}",
+            service,
+            workdir / f"{name}.log",
+            metrics_port=metrics,
+            health_address=f"{self.config.host}:{health}",
+        ).start()
+
+    def _start_tritons(self, onnx: Path, workdir: Path, log) -> None:
+        c = self.config
+        provider, device_id = provider_for_device(c.device)
+        for index, port in enumerate(_ports(c.triton_grpc_port, c.parser_replicas, c.host)):
+            pki = self.pki
+            server = TritonServer(
+                onnx,
+                host=c.host,
+                grpc_port=port,
+                workdir=workdir / f"triton-{index + 1}",
+                provider=provider,
+                device_id=device_id,
+                input_size=c.parser_size,
+                tls_cert=pki.server_cert if pki else None,
+                tls_key=pki.server_key if pki else None,
+                tls_client_ca=pki.ca_cert if pki else None,
+            )
+            self.tritons.append(server)
+            server.start()
+            log(
+                f"parser:       triton gRPC {server.grpc_url}  metrics {server.metrics_url}  "
+                f"(onnxruntime {server.provider}, --device {c.device}{', mTLS' if pki else ''})"
+            )
+
+    def _start_inpainters(self, inpaint_model: str, workdir: Path) -> None:
+        c = self.config
+        working = c.working_size or (512 if c.inpaint_model is None else 1024)
+        args = ["--model", inpaint_model, "--device", c.device, "--working-size", str(working)]
+        if c.min_crop_size:
+            args += ["--min-crop-size", str(c.min_crop_size)]
+        if c.inpaint_revision:
+            args += ["--revision", c.inpaint_revision]
+        ports = _ports(c.inpainter_port, c.inpainter_replicas, c.host)
+        metrics = _ports(c.inpainter_metrics_port, c.inpainter_replicas, c.host)
+        for index, (port, metrics_port) in enumerate(zip(ports, metrics, strict=True)):
+            name = "inpainter" if index == 0 else f"inpainter-{index + 1}"
+            extra = [*self._tls_args(mutual=True), *c.inpainter_args]
+            self.inpainters.append(
+                self._service(
+                    name, "faceedit.inpainter.server", [*args, *extra], port, INPAINTER, workdir, metrics_port
+                )
+            )
+
+    def _orchestrator_args(self) -> list[str]:
+        c = self.config
+        args = [
+            "--parser-url",
+            target([t.grpc_url for t in self.tritons]),
+            "--inpainter-address",
+            target([p.address for p in self.inpainters]),
+            "--parser-size",
+            str(c.parser_size),
+        ]
+        if self.pki is not None:
+            pki = self.pki
+            args += self._tls_args(mutual=False)  # callers: TLS and a token
+            args += ["--downstream-ca", str(pki.ca_cert), "--downstream-cert", str(pki.client_cert)]
+            args += ["--downstream-key", str(pki.client_key), "--auth-tokens", str(pki.token_hashes)]
+        return [*args, *c.orchestrator_args]
 
     def start(self, log=print) -> LocalStack:
         c = self.config
@@ -90,79 +202,27 @@ class LocalStack:
         c.models_dir.mkdir(parents=True, exist_ok=True)
         log(f"models: preparing in {c.models_dir}/ ...")
         onnx = ensure_parser_onnx(c.parser_model, c.models_dir, c.parser_revision)
-        provider, device_id = provider_for_device(c.device)
         inpaint_model = ensure_inpaint_model(c.inpaint_model, c.models_dir)
-        working = c.working_size or (512 if c.inpaint_model is None else 1024)
+        if c.secure_dir is not None:
+            self.pki = write_dev_pki(c.secure_dir)
+            log(f"secure:       TLS on every hop, mTLS inside, token required; CA, client certificate and token in "
+                f"{c.secure_dir}/ (clients: --secure {c.secure_dir})")  # fmt: skip
         try:
-            self.triton = TritonServer(
-                onnx,
-                host=c.host,
-                grpc_port=c.triton_grpc_port,
-                workdir=workdir / "triton",
-                provider=provider,
-                device_id=device_id,
-                input_size=c.parser_size,
-            )
-            self.triton.start()
-            log(
-                f"parser:       triton gRPC {self.triton.grpc_url}  metrics {self.triton.metrics_url}  "
-                f"(onnxruntime {self.triton.provider}, --device {c.device})"
-            )
-            inpainter_port = c.inpainter_port or free_port(c.host)
-            inpainter_metrics = c.inpainter_metrics_port or free_port(c.host)
-            args = [
-                "--model",
-                inpaint_model,
-                "--host",
-                c.host,
-                "--port",
-                str(inpainter_port),
-                "--metrics-port",
-                str(inpainter_metrics),
-                "--device",
-                c.device,
-                "--working-size",
-                str(working),
-            ]
-            if c.min_crop_size:
-                args += ["--min-crop-size", str(c.min_crop_size)]
-            if c.inpaint_revision:
-                args += ["--revision", c.inpaint_revision]
-            self.inpainter = ServiceProcess(
-                "inpainter",
-                "faceedit.inpainter.server",
-                [*args, *c.inpainter_args],
-                f"{c.host}:{inpainter_port}",
-                "faceedit.v1.Inpainter",
-                workdir / "inpainter.log",
-                metrics_port=inpainter_metrics,
-            ).start()
+            self._start_tritons(onnx, workdir, log)
+            self._start_inpainters(inpaint_model, workdir)
             metrics = c.metrics_port or free_port(c.host)
-            self.orchestrator = ServiceProcess(
+            self.orchestrator = self._service(
                 "orchestrator",
                 "faceedit.orchestrator.server",
-                [
-                    "--parser-url",
-                    self.triton.grpc_url,
-                    "--inpainter-address",
-                    self.inpainter.address,
-                    "--parser-size",
-                    str(c.parser_size),
-                    "--host",
-                    c.host,
-                    "--port",
-                    str(c.port),
-                    "--metrics-port",
-                    str(metrics),
-                    *c.orchestrator_args,
-                ],
-                self.address,
-                "faceedit.v1.FaceEditor",
-                workdir / "orchestrator.log",
-                metrics_port=metrics,
-            ).start()
-            self.inpainter.wait_serving(c.ready_timeout_s)
-            log(f"inpainter:    {self.inpainter.address}  metrics {self.inpainter.metrics_url}  ({inpaint_model})")
+                self._orchestrator_args(),
+                c.port,
+                FACE_EDITOR,
+                workdir,
+                metrics,
+            )
+            for inpainter in self.inpainters:
+                inpainter.wait_serving(c.ready_timeout_s)
+                log(f"inpainter:    {inpainter.address}  metrics {inpainter.metrics_url}  ({inpaint_model})")
             self.orchestrator.wait_serving(c.ready_timeout_s)
             log(f"orchestrator: {self.address}  metrics {self.orchestrator.metrics_url}   <- EditFace here")
             log(f"logs:         {workdir}")
@@ -171,17 +231,34 @@ class LocalStack:
             raise
         return self
 
+    def children(self) -> dict[str, TritonServer | ServiceProcess]:
+        """Every server of the stack by name."""
+        named: dict[str, TritonServer | ServiceProcess] = {
+            ("triton" if i == 0 else f"triton-{i + 1}"): t for i, t in enumerate(self.tritons)
+        }
+        named |= {p.name: p for p in self.inpainters}
+        if self.orchestrator is not None:
+            named["orchestrator"] = self.orchestrator
+        return named
+
+    def dead(self) -> tuple[str, int, str] | None:
+        """The first server that exited on its own: (name, exit code, its log's tail); None while all run."""
+        for name, child in self.children().items():
+            code = child.exit_code()
+            if code is not None:
+                return name, code, child.log_tail(15)
+        return None
+
     def pids(self) -> dict[str, int]:
         """The running servers' process ids by name (for memory measurements)."""
-        found = {"orchestrator": self.orchestrator, "inpainter": self.inpainter, "triton": self.triton}
-        return {name: p.process.pid for name, p in found.items() if p is not None and p.process is not None}
+        return {name: c.process.pid for name, c in self.children().items() if c.process is not None}
 
     def stop(self) -> None:
-        for process in (self.orchestrator, self.inpainter):
+        for process in (self.orchestrator, *self.inpainters):
             if process is not None:
                 process.stop()
-        if self.triton is not None:
-            self.triton.stop()
+        for server in self.tritons:
+            server.stop()
 
     def __enter__(self) -> LocalStack:
         return self.start()

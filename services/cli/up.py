@@ -82,7 +82,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         env="FACEEDIT_INPAINTER_METRICS_PORT",
         default=9100,
         type=int,
-        help="inpainter metrics",
+        help="inpainter metrics (replicas take the next ports)",
+    )
+    env_flag(
+        p,
+        "--inpainter-replicas",
+        env="FACEEDIT_INPAINTER_REPLICAS",
+        default=1,
+        type=int,
+        help="inpainter processes, balanced per call by the orchestrator (ports from --inpainter-port up)",
+    )
+    env_flag(
+        p,
+        "--parser-replicas",
+        env="FACEEDIT_PARSER_REPLICAS",
+        default=1,
+        type=int,
+        help="Triton servers for the parser, balanced per call (ports from --triton-grpc-port up)",
+    )
+    env_flag(
+        p,
+        "--secure",
+        env="FACEEDIT_SECURE_DIR",
+        default=None,
+        type=Path,
+        help="TLS on every hop, mTLS between services and a bearer token: writes a throwaway CA, certificates and "
+        "a token into this directory (reused while valid); clients take --secure DIR",
     )
     p.set_defaults(handler=run)
 
@@ -113,7 +138,13 @@ def run(args: argparse.Namespace) -> int:
         inpainter_port=args.inpainter_port,
         metrics_port=args.metrics_port,
         inpainter_metrics_port=args.inpainter_metrics_port,
+        inpainter_replicas=args.inpainter_replicas,
+        parser_replicas=args.parser_replicas,
+        secure_dir=args.secure,
     )
+    if args.inpainter_replicas < 1 or args.parser_replicas < 1:
+        print("faceedit up: --inpainter-replicas and --parser-replicas must be at least 1", file=sys.stderr)
+        return 2
     try:
         stack = LocalStack(config).start(log=lambda line: print(line, flush=True))
     except (RuntimeError, ValueError) as exc:  # a service that cannot start, a checkpoint refused by the export
@@ -121,8 +152,19 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         print("faceedit is up; Ctrl-C stops it.", flush=True)
-        stop.wait()
-        print("stopping ...", flush=True)
+        return supervise(stack, stop)
     finally:
         stack.stop()
+
+
+def supervise(stack: LocalStack, stop: threading.Event, interval_s: float = 0.5) -> int:
+    """Until stop is set: 0. A server that dies on its own is not restarted (a crash loop would hide the cause):
+    it is named with its log's tail, and `faceedit up` exits 1 (the caller stops the rest)."""
+    while not stop.wait(interval_s):
+        dead = stack.dead()
+        if dead is not None:
+            name, code, tail = dead
+            print(f"faceedit up: {name} exited with {code}; stopping the stack. Its log ends:\n{tail}", file=sys.stderr)
+            return 1
+    print("stopping ...", flush=True)
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from faceedit.channels import DEFAULT_MAX_MESSAGE_BYTES
-from faceedit.config import env_flag, parse_bool, server_flags
+from faceedit.config import check_server_flags, env_flag, parse_bool, server_flags
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -146,4 +146,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--queue-size must be >= 0")
     if args.max_queue_wait < 0:
         p.error("--max-queue-wait must be >= 0")
+    problem = check_server_flags(args)
+    if problem:
+        p.error(problem)
     return args

@@ -24,6 +24,7 @@ from faceedit.serving import (
     CallError,
     Failure,
     answer,
+    answer_stream,
     classify_core,
     offloaded_service,
     return_large_buffers_to_the_os,
@@ -125,10 +126,10 @@ class InpainterService(inpainter_pb2_grpc.InpainterServicer):
             response = await self._inpaint(request, context, hook)
             emit(inpainter_pb2.InpaintEvent(result=response))
 
-        async def call(emit) -> None:
-            await answer(context, "StreamInpaint", lambda: work(emit), observe=self.metrics.observe, classify=classify)
-
-        async for event in stream_events(call):
+        events = stream_events(work)
+        async for event in answer_stream(
+            context, "StreamInpaint", events, observe=self.metrics.observe, classify=classify
+        ):
             yield event
 
 
@@ -145,7 +146,13 @@ async def serve(argv: list[str] | None = None) -> None:
         metrics.registry,
     )
     log.info(
-        "inpainter listening on %s:%d (metrics port %s); loading %s", args.host, running.port, metrics_port, args.model
+        "inpainter listening on %s:%d (%s; health port %s, metrics port %s); loading %s",
+        args.host,
+        running.port,
+        ("mTLS" if args.tls_client_ca else "TLS") if args.tls_cert else "plaintext",
+        running.health_port,
+        metrics_port,
+        args.model,
     )
     stop = stop_event_on_signals()
     options = PipelineOptions(
@@ -185,8 +192,8 @@ async def serve(argv: list[str] | None = None) -> None:
         await running.set_serving(True)
         log.info("inpainter SERVING on port %d", running.port)
         await stop.wait()
-    await running.set_serving(False)
-    await running.server.stop(grace=5)
+    log.info("draining: NOT_SERVING, up to %.0f s for the calls in flight and queued", args.drain_grace)
+    await running.drain(args.drain_grace)
     if service.engine is not None:
         service.engine.close()
     pool.close()

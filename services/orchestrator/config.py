@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from faceedit.channels import FRONT_DOOR_MAX_MESSAGE_BYTES
-from faceedit.config import env_flag, server_flags
+from faceedit.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, MAX_RETRIES, target_problem
+from faceedit.config import check_server_flags, env_flag, server_flags
 from faceedit.core.imageio import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 
 
@@ -16,14 +16,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--parser-url",
         env="FACEEDIT_PARSER_URL",
         required=True,
-        help="Triton gRPC address serving the face parser, host:port",
+        help="Triton gRPC target serving the face parser: host:port, dns:///name:port (every address the name "
+        "resolves to, balanced per call) or ipv4:host:port,host:port",
     )
     env_flag(
         p,
         "--inpainter-address",
         env="FACEEDIT_INPAINTER_ADDRESS",
         required=True,
-        help="faceedit.v1.Inpainter address, host:port",
+        help="faceedit.v1.Inpainter target, as --parser-url (Kubernetes: dns:///inpainter.<namespace>.svc."
+        "cluster.local:50052 on a headless Service)",
     )
     env_flag(
         p,
@@ -79,7 +81,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         env="FACEEDIT_PARSER_RETRIES",
         default=3,
         type=int,
-        help="retries of a parse on UNAVAILABLE, with exponential backoff inside the deadline",
+        help="extra attempts of a parse on UNAVAILABLE (gRPC retry policy, throttled; at most 4)",
+    )
+    env_flag(
+        p,
+        "--inpainter-retries",
+        env="FACEEDIT_INPAINTER_RETRIES",
+        default=3,
+        type=int,
+        help="extra attempts of an Inpaint call on UNAVAILABLE, on another replica (deterministic for its seed, "
+        "so safe; throttled; at most 4)",
+    )
+    env_flag(
+        p,
+        "--downstream-ca",
+        env="FACEEDIT_DOWNSTREAM_CA",
+        default=None,
+        help="PEM CA to verify the parser's and the inpainter's TLS certificates (none: plaintext hops)",
+    )
+    env_flag(
+        p,
+        "--downstream-cert",
+        env="FACEEDIT_DOWNSTREAM_CERT",
+        default=None,
+        help="PEM client certificate presented to the parser and the inpainter (mTLS)",
+    )
+    env_flag(p, "--downstream-key", env="FACEEDIT_DOWNSTREAM_KEY", default=None, help="PEM key of --downstream-cert")
+    env_flag(
+        p,
+        "--auth-tokens",
+        env="FACEEDIT_AUTH_TOKENS",
+        default=None,
+        help="file of SHA-256 token hashes (one per line, reloaded on change): callers must send "
+        "'authorization: Bearer <token>' (none: no authentication)",
     )
     env_flag(
         p,
@@ -116,9 +150,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def invalid_value(args: argparse.Namespace) -> str | None:
     """The first flag whose value cannot work, said so that the operator can fix it; None when all are usable."""
     for flag, value in (("--parser-url", args.parser_url), ("--inpainter-address", args.inpainter_address)):
-        host, _, port = value.rpartition(":")
-        if not host or not port.isdigit():
-            return f"{flag} must be host:port, got {value!r}"
+        problem = target_problem(value)
+        if problem:
+            return f"{flag}: {problem}"
     positive = (
         "parser_size",
         "max_message_bytes",
@@ -128,13 +162,15 @@ def invalid_value(args: argparse.Namespace) -> str | None:
         "health_interval",
         "max_in_flight",
         "working_size",
-        "workers",
     )
     for name in positive:
         if not getattr(args, name) > 0:
             return f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
-    if args.parser_retries < 0:
-        return f"--parser-retries must be >= 0, got {args.parser_retries}"
-    if not 0 <= args.port <= 65535 or not -1 <= args.metrics_port <= 65535:
-        return f"--port must be in [0, 65535] and --metrics-port in [-1, 65535], got {args.port}, {args.metrics_port}"
-    return None
+    for name in ("parser_retries", "inpainter_retries"):
+        if not 0 <= getattr(args, name) <= MAX_RETRIES:
+            return f"--{name.replace('_', '-')} must be in [0, {MAX_RETRIES}], got {getattr(args, name)}"
+    if (args.downstream_cert is None) != (args.downstream_key is None):
+        return "--downstream-cert and --downstream-key go together"
+    if args.downstream_cert is not None and args.downstream_ca is None:
+        return "--downstream-cert (mTLS) needs --downstream-ca to verify the servers"
+    return check_server_flags(args)

@@ -37,6 +37,19 @@ class Metrics:
         )
         self.max_in_flight.set(max_in_flight)
 
+        self.auth_rejections = Counter(
+            "faceedit_auth_rejections",
+            "Calls refused before any work for a missing, malformed or invalid bearer token",
+            ["method", "reason"],
+            registry=self.registry,
+        )
+
+    def rejected(self, method: str, reason: str) -> None:
+        """An authentication refusal: counted here and as an UNAUTHENTICATED call of its method."""
+        name = method.rsplit("/", 1)[-1]
+        self.auth_rejections.labels(name, reason).inc()
+        self.requests.labels(name, "UNAUTHENTICATED").inc()
+
     def observe(self, method: str, code: str, seconds: float) -> None:
         self.requests.labels(method, code).inc()
         self.latency.labels(method).observe(seconds)

@@ -16,7 +16,8 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from faceedit.channels import OffloadedStub, channel_options
+from faceedit.auth import BearerAuthInterceptor, TokenStore
+from faceedit.channels import INPAINTER_SERVICE, OffloadedStub, dial
 from faceedit.core.knobs import DEFAULT_GUIDANCE, DEFAULT_SEED, DEFAULT_STEPS
 from faceedit.core.prompts import BASE_NEGATIVE, NEGATIVE_VOCABULARY
 from faceedit.core.taxonomy import ATTRIBUTES, CLASS_NAMES, default_strength
@@ -30,6 +31,7 @@ from faceedit.serving import (
     Failure,
     RunningServer,
     answer,
+    answer_stream,
     classify_core,
     offloaded_service,
     return_large_buffers_to_the_os,
@@ -37,6 +39,7 @@ from faceedit.serving import (
     stop_event_on_signals,
     stream_events,
 )
+from faceedit.tls import channel_tls
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, inpainter_pb2
 from faceedit.workers import WorkerPool
@@ -125,18 +128,21 @@ class FaceEditorService(face_editor_pb2_grpc.FaceEditorServicer):
     async def StreamEditFace(self, request, context) -> AsyncIterator[fe.EditFaceEvent]:
         request = self._with_id(request)
 
-        async def call(emit) -> None:
+        async def work(emit) -> None:
             async def send(event: fe.EditFaceEvent) -> None:
                 emit(event)
 
-            async def work() -> None:
+            async def edit() -> None:
                 response = await self.flow.run(request, context.time_remaining(), send)
                 self.metrics.observe_stages(response)
                 emit(fe.EditFaceEvent(result=response))
 
-            await self._answer(context, "StreamEditFace", work)
+            await self.admission.run(edit)
 
-        async for event in stream_events(call):
+        events = stream_events(work)
+        async for event in answer_stream(
+            context, "StreamEditFace", events, observe=self.metrics.observe, classify=classify
+        ):
             yield event
 
     async def ParseFace(self, request, context) -> fe.ParseFaceResponse:
@@ -202,16 +208,32 @@ async def watch_dependencies(
         await asyncio.sleep(interval_s)
 
 
+def authentication(args, metrics: Metrics) -> list[grpc.aio.ServerInterceptor]:
+    """The bearer-token check in front of every FaceEditor method when --auth-tokens names a file."""
+    if args.auth_tokens is None:
+        return []
+    tokens = TokenStore(args.auth_tokens)
+    return [BearerAuthInterceptor(tokens, on_reject=lambda method, reason: metrics.rejected(method, reason))]
+
+
 async def serve(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    downstream = channel_tls(args.downstream_ca, args.downstream_cert, args.downstream_key)
     parser = ParserClient(
         args.parser_url,
         model_name=args.parser_model_name,
         input_size=args.parser_size,
         retries=args.parser_retries,
+        tls=downstream,
     )
-    channel = grpc.aio.insecure_channel(args.inpainter_address, options=channel_options())
+    channel = dial(
+        args.inpainter_address,
+        tls=downstream,
+        retry_services=(INPAINTER_SERVICE,),
+        retries=args.inpainter_retries,
+        health_service=INPAINTER_SERVICE,
+    )
     pool = WorkerPool(args.workers)
     flow = EditFlow(
         parser,
@@ -231,11 +253,14 @@ async def serve(argv: list[str] | None = None) -> None:
         DESCRIPTOR.full_name,
         args,
         metrics.registry,
+        interceptors=authentication(args, metrics),
     )
     log.info(
-        "orchestrator listening on %s:%d (metrics %s); parser %s, inpainter %s",
+        "orchestrator listening on %s:%d (%s; health port %s, metrics %s); parser %s, inpainter %s",
         args.host,
         running.port,
+        "TLS" if args.tls_cert else "plaintext",
+        running.health_port,
         metrics_port,
         args.parser_url,
         args.inpainter_address,
@@ -244,8 +269,8 @@ async def serve(argv: list[str] | None = None) -> None:
     watcher = asyncio.ensure_future(watch_dependencies(running, parser, channel, args.health_interval))
     await stop.wait()
     watcher.cancel()
-    await running.set_serving(False)
-    await running.server.stop(grace=5)
+    log.info("draining: NOT_SERVING, up to %.0f s for the calls in flight", args.drain_grace)
+    await running.drain(args.drain_grace)
     await parser.close()
     await channel.close()
     pool.close()

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import numpy as np
 import tritonclient.grpc.aio as triton
 from tritonclient.utils import InferenceServerException
 
-from faceedit.channels import DEFAULT_MAX_MESSAGE_BYTES, channel_options
+from faceedit.channels import triton_client
 from faceedit.core.geometry import Letterbox, letterbox
-
-RETRYABLE = ("StatusCode.UNAVAILABLE",)
+from faceedit.tls import ChannelTls
 
 
 class ParserError(RuntimeError):
@@ -34,16 +30,15 @@ class ParserClient:
         input_size: int = 512,
         timeout_s: float = 10.0,
         retries: int = 3,
-        backoff_s: float = 0.1,
-        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        tls: ChannelTls | None = None,
     ) -> None:
+        """url: a gRPC target (host:port, dns:///name:port, ipv4:a:p,b:p); calls are balanced over every address
+        and UNAVAILABLE is retried `retries` more times by the channel's throttled retry policy."""
         self.url = url
         self.model_name = model_name
         self.input_size = input_size
         self.timeout_s = timeout_s
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self._client = triton.InferenceServerClient(url, channel_args=channel_options(max_message_bytes))
+        self._client = triton_client(url, tls=tls, retries=retries)
 
     def letterbox(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """RGB (H,W,3) uint8 -> the parser's square input and where the image sits in it (white padding, as the
@@ -52,32 +47,23 @@ class ParserClient:
         return letterbox(image, self.input_size, coarse=True)
 
     async def infer_raw(self, batch: np.ndarray, *, timeout_s: float | None = None) -> np.ndarray:
-        """[N,H,W,3] uint8 -> [N,H,W] uint8 labels, retrying UNAVAILABLE with backoff inside the deadline."""
+        """[N,H,W,3] uint8 -> [N,H,W] uint8 labels (UNAVAILABLE is retried by the channel inside the deadline)."""
         if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[3] != 3:
             raise ParserError(f"the parser takes uint8 [N,H,W,3] images, got {batch.dtype} {list(batch.shape)}")
-        deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.timeout_s)
-        attempt = 0
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ParserUnavailableError(f"face parser at {self.url} did not answer before the deadline")
-            tensor = triton.InferInput("image", list(batch.shape), "UINT8")
-            tensor.set_data_from_numpy(batch)
-            try:
-                result = await self._client.infer(
-                    self.model_name,
-                    [tensor],
-                    outputs=[triton.InferRequestedOutput("labels")],
-                    client_timeout=remaining,
-                )
-                break
-            except InferenceServerException as exc:
-                if exc.status() not in RETRYABLE and "DEADLINE_EXCEEDED" not in str(exc.status()):
-                    raise self._classify(exc) from None
-                if "DEADLINE_EXCEEDED" in str(exc.status()) or attempt >= self.retries:
-                    raise ParserUnavailableError(f"face parser at {self.url} is unavailable: {exc.message()}") from None
-                attempt += 1
-                await asyncio.sleep(min(self.backoff_s * 2 ** (attempt - 1), max(0.0, deadline - time.monotonic())))
+        tensor = triton.InferInput("image", list(batch.shape), "UINT8")
+        tensor.set_data_from_numpy(batch)
+        failure = None
+        try:
+            result = await self._client.infer(
+                self.model_name,
+                [tensor],
+                outputs=[triton.InferRequestedOutput("labels")],
+                client_timeout=self.timeout_s if timeout_s is None else timeout_s,
+            )
+        except InferenceServerException as exc:
+            failure = self._classify(exc)
+        if failure is not None:  # raised outside the except block: no traceback chained to the caller's status
+            raise failure
         expected = batch.shape[:3]
         # Triton 2.51's python backend returns EMPTY tensors without an error when its stub runs with numpy 2;
         # tritonclient then fails to reshape them.
@@ -96,7 +82,10 @@ class ParserClient:
 
     def _classify(self, exc: InferenceServerException) -> ParserError:
         message = exc.message() or str(exc)
-        if "not ready" in message or "unknown model" in message or exc.status() == "StatusCode.UNAVAILABLE":
+        status = str(exc.status())
+        if "UNAVAILABLE" in status or "DEADLINE_EXCEEDED" in status:
+            return ParserUnavailableError(f"face parser at {self.url} is unavailable: {message}")
+        if "not ready" in message or "unknown model" in message:
             return ParserUnavailableError(f"model {self.model_name} is not ready on {self.url}: {message}")
         return ParserError(f"face parser rejected the request: {message}")
 

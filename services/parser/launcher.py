@@ -27,8 +27,9 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
+from faceedit.channels import SERVER_MIN_PING_INTERVAL_MS
 from faceedit.config import env_flag
-from faceedit.process import dies_with_parent
+from faceedit.process import dies_with_parent, log_tail
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_MODEL = REPO_ROOT / "model_repository" / "local" / "face_parser"
@@ -86,6 +87,26 @@ def local_config(
     return text_format.MessageToString(config)
 
 
+def grpc_flags(server: TritonServer) -> list[str]:
+    """tritonserver's gRPC flags for connection ageing, the keepalive faceedit's clients use (their 30 s pings
+    must be accepted, or Triton answers too_many_pings: its own default minimum is 5 minutes), and TLS."""
+    flags = [
+        "--grpc-keepalive-permit-without-calls=1",
+        f"--grpc-http2-min-recv-ping-interval-without-data={SERVER_MIN_PING_INTERVAL_MS}",
+        "--grpc-http2-max-pings-without-data=0",
+    ]
+    if server.max_connection_age_s > 0:
+        flags += [
+            f"--grpc-max-connection-age={int(server.max_connection_age_s * 1000)}",
+            f"--grpc-max-connection-age-grace={int(server.max_connection_age_grace_s * 1000)}",
+        ]
+    if server.tls_cert is not None:
+        flags += ["--grpc-use-ssl=1", f"--grpc-server-cert={server.tls_cert}", f"--grpc-server-key={server.tls_key}"]
+        if server.tls_client_ca is not None:
+            flags += ["--grpc-use-ssl-mutual=1", f"--grpc-root-cert={server.tls_client_ca}"]
+    return flags
+
+
 def provider_from_log(log: str) -> str | None:
     """The onnxruntime provider model.py reported (first instance), or None if it has not said yet."""
     for line in log.splitlines():
@@ -130,6 +151,13 @@ class TritonServer:
     provider: str = "cpu"  # cpu | cuda | tensorrt | auto; after start(): what onnxruntime actually gave
     device_id: int = 0
     input_size: int = 512  # the serving size clients letterbox to (TensorRT's optimisation profile)
+    # Clients re-resolve and reach new replicas when their connection ages out (0: never).
+    max_connection_age_s: float = 300.0
+    max_connection_age_grace_s: float = 60.0
+    # gRPC over TLS (cert and key); with client_ca, clients must present a certificate it signed (mTLS).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
     workdir: Path | None = None
     process: subprocess.Popen | None = field(default=None, init=False)
 
@@ -212,6 +240,7 @@ class TritonServer:
             "--exit-on-error=true",
             "--exit-timeout-secs=5",
             "--strict-readiness=true",
+            *grpc_flags(self),
         ]
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
@@ -257,10 +286,11 @@ class TritonServer:
         )
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines)
+
+    def exit_code(self) -> int | None:
+        """The exit code once the server has ended, else None."""
+        return None if self.process is None else self.process.poll()
 
     def shm_regions(self) -> list[Path]:
         prefix = getattr(self, "_shm_prefix", None)

@@ -42,13 +42,22 @@ def test_missing_addresses_fail_fast(capsys: pytest.CaptureFixture[str]) -> None
 @pytest.mark.parametrize(
     "extra,message",
     [
-        (["--parser-url", "triton"], "--parser-url must be host:port, got 'triton'"),
-        (["--inpainter-address", "inpainter:abc"], "--inpainter-address must be host:port"),
+        (["--parser-url", "triton"], "--parser-url: expected host:port, dns:///host:port or ipv4:..., got 'triton'"),
+        (["--inpainter-address", "inpainter:abc"], "--inpainter-address: expected host:port"),
+        (["--inpainter-address", "dns:///inpainter"], "--inpainter-address: expected dns:///host:port"),
+        (["--parser-url", "ipv4:127.0.0.1"], "--parser-url: expected ipv4:host:port[,host:port...]"),
         (["--parser-size", "0"], "--parser-size must be positive, got 0"),
         (["--timeout", "-1"], "--timeout must be positive"),
         (["--health-interval", "0"], "--health-interval must be positive"),
-        (["--parser-retries", "-1"], "--parser-retries must be >= 0"),
+        (["--parser-retries", "-1"], "--parser-retries must be in [0, 4]"),
+        (["--inpainter-retries", "9"], "--inpainter-retries must be in [0, 4], got 9"),
         (["--port", "70000"], "--port must be in [0, 65535]"),
+        (["--health-port", "-2"], "--health-port in [-1, 65535]"),
+        (["--tls-cert", "server.crt"], "--tls-cert and --tls-key go together"),
+        (["--tls-client-ca", "ca.crt"], "--tls-client-ca (mTLS) needs --tls-cert and --tls-key"),
+        (["--downstream-cert", "c.crt", "--downstream-key", "c.key"], "--downstream-cert (mTLS) needs --downstream-ca"),
+        (["--drain-grace", "-5"], "--drain-grace must be >= 0"),
+        (["--workers", "0"], "--workers must be at least 1"),
     ],
 )
 def test_unusable_values_fail_fast_naming_the_flag(
@@ -57,6 +66,19 @@ def test_unusable_values_fail_fast_naming_the_flag(
     with pytest.raises(SystemExit):
         parse_args([*REQUIRED, *extra])
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "dns:///inpainter.faceedit.svc.cluster.local:50052",
+        "ipv4:127.0.0.1:50052,127.0.0.1:50053",
+        "[::1]:50052",
+        "inpainter:50052",
+    ],
+)
+def test_balanced_targets_are_accepted(target: str) -> None:
+    assert parse_args(["--parser-url", target, "--inpainter-address", target]).inpainter_address == target
 
 
 def test_a_malformed_env_value_names_the_variable(

@@ -42,7 +42,8 @@ def env_flag(
 
 
 def server_flags(parser: argparse.ArgumentParser, *, port: int, metrics_port: int) -> None:
-    """The flags and env vars every gRPC service shares: where it listens, its metrics, its worker pool."""
+    """The flags and env vars every gRPC service shares: where it listens, TLS, probes, connection ageing,
+    draining, its metrics and its worker pool."""
     env_flag(parser, "--host", env="FACEEDIT_HOST", default="127.0.0.1", help="address to bind (0.0.0.0 in containers)")
     env_flag(parser, "--port", env="FACEEDIT_PORT", default=port, type=int, help="gRPC port (0 picks a free one)")
     env_flag(
@@ -55,12 +56,94 @@ def server_flags(parser: argparse.ArgumentParser, *, port: int, metrics_port: in
     )
     env_flag(
         parser,
+        "--metrics-host",
+        env="FACEEDIT_METRICS_HOST",
+        default="127.0.0.1",
+        help="address the metrics endpoint binds (0.0.0.0 in Kubernetes, for Prometheus)",
+    )
+    env_flag(
+        parser,
+        "--health-port",
+        env="FACEEDIT_HEALTH_PORT",
+        default=-1,
+        type=int,
+        help="plaintext port serving grpc.health.v1 only, for probes that speak no TLS (-1: none)",
+    )
+    env_flag(
+        parser,
+        "--reflection",
+        env="FACEEDIT_REFLECTION",
+        default=False,
+        type=parse_bool,
+        help="serve gRPC reflection on the main port",
+    )
+    env_flag(
+        parser,
+        "--tls-cert",
+        env="FACEEDIT_TLS_CERT",
+        default=None,
+        help="PEM certificate (chain) to serve TLS with; reloaded when the file changes",
+    )
+    env_flag(parser, "--tls-key", env="FACEEDIT_TLS_KEY", default=None, help="PEM private key of --tls-cert")
+    env_flag(
+        parser,
+        "--tls-client-ca",
+        env="FACEEDIT_TLS_CLIENT_CA",
+        default=None,
+        help="PEM CA: clients must present a certificate it signed (mTLS)",
+    )
+    env_flag(
+        parser,
+        "--max-connection-age",
+        env="FACEEDIT_MAX_CONNECTION_AGE",
+        default=300.0,
+        type=float,
+        help="seconds after which a client connection is closed (GOAWAY), so clients re-resolve and reach new "
+        "replicas (0: never)",
+    )
+    env_flag(
+        parser,
+        "--max-connection-age-grace",
+        env="FACEEDIT_MAX_CONNECTION_AGE_GRACE",
+        default=600.0,
+        type=float,
+        help="seconds the calls on an aged connection may still take",
+    )
+    env_flag(
+        parser,
+        "--drain-grace",
+        env="FACEEDIT_DRAIN_GRACE",
+        default=300.0,
+        type=float,
+        help="on SIGTERM: NOT_SERVING, then up to this many seconds to finish in-flight and queued work",
+    )
+    env_flag(
+        parser,
         "--workers",
         env="FACEEDIT_WORKERS",
         default=2,
         type=int,
         help="threads for CPU work (decode, resize, masks, composite, encode), off the event loop",
     )
+
+
+def check_server_flags(args: argparse.Namespace) -> str | None:
+    """The first shared server flag whose value cannot work, said so the operator can fix it; None if none."""
+    if not 0 <= args.port <= 65535 or not -1 <= args.metrics_port <= 65535 or not -1 <= args.health_port <= 65535:
+        return (
+            "--port must be in [0, 65535], --metrics-port and --health-port in [-1, 65535], got "
+            f"{args.port}, {args.metrics_port}, {args.health_port}"
+        )
+    if (args.tls_cert is None) != (args.tls_key is None):
+        return "--tls-cert and --tls-key go together"
+    if args.tls_client_ca is not None and args.tls_cert is None:
+        return "--tls-client-ca (mTLS) needs --tls-cert and --tls-key"
+    for name in ("max_connection_age", "max_connection_age_grace", "drain_grace"):
+        if getattr(args, name) < 0:
+            return f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}"
+    if args.workers < 1:
+        return f"--workers must be at least 1, got {args.workers}"
+    return None
 
 
 def parse_bool(value: str) -> bool:

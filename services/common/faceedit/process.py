@@ -46,9 +46,18 @@ def health_status(address: str, service: str = "", timeout_s: float = 1.0) -> in
     return response.status
 
 
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a child's log, for error messages."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
 @dataclass
 class ServiceProcess:
-    """`python -m module args...` as a child process whose log goes to log_path."""
+    """`python -m module args...` as a child process whose log goes to log_path. Readiness is asked of
+    health_address (its plaintext health-only port) when given, else of address."""
 
     name: str
     module: str
@@ -58,6 +67,7 @@ class ServiceProcess:
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
     metrics_port: int | None = None
+    health_address: str | None = None
     process: subprocess.Popen | None = None
 
     @property
@@ -82,16 +92,20 @@ class ServiceProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise ServiceStartError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
-            if health_status(self.address, self.service) == health_pb2.HealthCheckResponse.SERVING:
+            if (
+                health_status(self.health_address or self.address, self.service)
+                == health_pb2.HealthCheckResponse.SERVING
+            ):
                 return self
             time.sleep(0.1)
         raise ServiceStartError(f"{self.name} was not SERVING within {timeout_s:.0f}s:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines)
+
+    def exit_code(self) -> int | None:
+        """The exit code once the process has ended, else None."""
+        return None if self.process is None else self.process.poll()
 
     def stop(self, grace_s: float = 10.0) -> None:
         """SIGTERM (servers drain), then SIGKILL of the whole process group after grace_s."""
