@@ -82,6 +82,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     env_flag(
         p,
+        "--torch-threads",
+        env="FACEEDIT_TORCH_THREADS",
+        default=0,
+        type=int,
+        help="CPU threads torch may use (0: its default, every core); 1 for several replicas on one machine",
+    )
+    env_flag(
+        p,
         "--max-queue-wait",
         env="FACEEDIT_MAX_QUEUE_WAIT",
         default=60.0,
@@ -144,6 +152,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--working-size and --min-crop-size must be multiples of 8, with min-crop-size <= working-size")
     if args.queue_size < 0:
         p.error("--queue-size must be >= 0")
+    if args.torch_threads < 0:
+        p.error("--torch-threads must be >= 0")
     if args.max_queue_wait < 0:
         p.error("--max-queue-wait must be >= 0")
     problem = check_server_flags(args)

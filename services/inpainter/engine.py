@@ -145,6 +145,12 @@ class Engine:
     def waiting(self) -> int:
         return len(self.queue.waiting)
 
+    @property
+    def pending(self) -> int:
+        """Jobs admitted and not finished: the running one and those waiting."""
+        with self._lock:
+            return len(self.queue.waiting) + (self.queue.running is not None)
+
     def estimated_wait(self) -> float:
         """Seconds a request admitted now would wait for the pipeline."""
         with self._lock:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 import numpy as np
+import torch
 
 from faceedit.core.imageio import encode_image
 from faceedit.inpainter.config import parse_args
@@ -170,6 +171,8 @@ async def serve(argv: list[str] | None = None) -> None:
     )
 
     def load() -> Engine:
+        if args.torch_threads:
+            torch.set_num_threads(args.torch_threads)
         engine = Engine(
             load_pipeline(options),
             working_size=args.working_size,
@@ -192,8 +195,12 @@ async def serve(argv: list[str] | None = None) -> None:
         await running.set_serving(True)
         log.info("inpainter SERVING on port %d", running.port)
         await stop.wait()
-    log.info("draining: NOT_SERVING, up to %.0f s for the calls in flight and queued", args.drain_grace)
+    pending = service.engine.pending if service.engine is not None else 0
+    log.info("draining: NOT_SERVING, %d jobs running or queued, up to %.0f s to finish them", pending, args.drain_grace)
+    started = time.monotonic()
     await running.drain(args.drain_grace)
+    left = service.engine.pending if service.engine is not None else 0
+    log.info("drained in %.1f s: %d jobs finished, %d cut off", time.monotonic() - started, pending - left, left)
     if service.engine is not None:
         service.engine.close()
     pool.close()
