@@ -1,4 +1,5 @@
-"""What the load generator calls: EditFace, the parser on Triton, or the inpainter alone.
+"""What the load generator calls: EditFace, the parser on Triton, or the inpainter alone, over TLS/mTLS when a
+ChannelTls is given and with a bearer token when one is given (the orchestrator's front door).
 
 A target's call makes one request and returns the server's per-stage timings (ms) for it. Triton reports no
 per-request timings, so the parser target instead exposes its cumulative statistics (`server_totals`), which the
@@ -10,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import grpc
 import numpy as np
 
-from faceedit.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, channel_options
+from faceedit.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, channel_options, dial, dial_sync
 from faceedit.core.geometry import letterbox
 from faceedit.core.imageio import encode_image
 from faceedit.messages import FORMAT_ENUM as FORMATS
 from faceedit.messages import to_raw
+from faceedit.tls import ChannelTls
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, inpainter_pb2, inpainter_pb2_grpc, types_pb2
 
@@ -58,9 +59,9 @@ def _timings(t: types_pb2.StageTimings) -> dict[str, float]:
     return {stage: value for stage in STAGES if (value := getattr(t, f"{stage}_ms"))}
 
 
-def present_class(address: str, image: np.ndarray) -> str:
+def present_class(address: str, image: np.ndarray, *, tls: ChannelTls | None = None, token: str | None = None) -> str:
     """The class the parser finds most of (background aside), so a benchmark edit never fails on a random parser."""
-    with grpc.insecure_channel(address, options=channel_options(FRONT_DOOR_MAX_MESSAGE_BYTES)) as channel:
+    with dial_sync(address, tls=tls, token=token, max_message_bytes=FRONT_DOOR_MAX_MESSAGE_BYTES) as channel:
         stub = face_editor_pb2_grpc.FaceEditorStub(channel)
         request = fe.ParseFaceRequest(image=types_pb2.EncodedImage(data=encode_image(image)))
         parsed = stub.ParseFace(request, timeout=60)
@@ -76,8 +77,10 @@ def editface_target(
     timeout_s: float,
     output_format: str = "png",
     input_format: str = "png",
+    tls: ChannelTls | None = None,
+    token: str | None = None,
 ) -> Target:
-    channel = grpc.aio.insecure_channel(address, options=channel_options(FRONT_DOOR_MAX_MESSAGE_BYTES))
+    channel = dial(address, tls=tls, token=token, max_message_bytes=FRONT_DOOR_MAX_MESSAGE_BYTES)
     stub = face_editor_pb2_grpc.FaceEditorStub(channel)
     request = fe.EditFaceRequest(
         image=types_pb2.EncodedImage(data=encode_image(image, input_format)),
@@ -93,12 +96,23 @@ def editface_target(
 
 
 def parser_target(
-    url: str, image: np.ndarray, *, size: int, timeout_s: float, model_name: str = "face_parser"
+    url: str,
+    image: np.ndarray,
+    *,
+    size: int,
+    timeout_s: float,
+    model_name: str = "face_parser",
+    tls: ChannelTls | None = None,
 ) -> Target:
     """Raw KServe v2 calls without the orchestrator's retries, so every failure is counted by its status."""
     import tritonclient.grpc.aio as triton
 
-    client = triton.InferenceServerClient(url, channel_args=channel_options())
+    if tls is None:
+        client = triton.InferenceServerClient(url, channel_args=channel_options())
+    else:
+        client = triton.InferenceServerClient(
+            url, channel_args=[*channel_options(), *tls.options()], **tls.triton_kwargs()
+        )
     batch = letterbox(image, size)[0][None]
 
     async def call() -> dict[str, float]:
@@ -120,8 +134,10 @@ def parser_target(
     return Target(call, client.close, server_totals)
 
 
-def inpainter_target(address: str, image: np.ndarray, *, prompt: str, steps: int, timeout_s: float) -> Target:
-    channel = grpc.aio.insecure_channel(address, options=channel_options())
+def inpainter_target(
+    address: str, image: np.ndarray, *, prompt: str, steps: int, timeout_s: float, tls: ChannelTls | None = None
+) -> Target:
+    channel = dial(address, tls=tls)
     stub = inpainter_pb2_grpc.InpainterStub(channel)
     mask = np.zeros(image.shape[:2], np.uint8)
     h, w = mask.shape

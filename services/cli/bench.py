@@ -15,7 +15,7 @@ from faceedit.bench.loadgen import run_level
 from faceedit.bench.targets import Target, editface_target, inpainter_target, parser_target, portrait, present_class
 from faceedit.cli.argtypes import count, counts, non_negative, photo_size, positive, rates, read_input
 from faceedit.cli.commands import parse_edit
-from faceedit.config import env_flag
+from faceedit.cli.connection import Connection, add_client_flags, connection
 from faceedit.core.imageio import decode_image
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import types_pb2
@@ -88,13 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="editface: FaceEditor/EditFace on the orchestrator; parser: the face_parser model on Triton (KServe v2 "
         "gRPC); inpainter: Inpainter/Inpaint alone (default editface)",
     )
-    env_flag(
-        p,
-        "--server",
-        env="FACEEDIT_SERVER",
-        default="127.0.0.1:50051",
-        help="address of the target: orchestrator, Triton gRPC, or inpainter",
-    )
+    add_client_flags(p, server_help="address of the target: orchestrator, Triton gRPC, or inpainter")
     p.add_argument(
         "--concurrency", type=counts, default=[1, 2, 4], help="closed-loop sweep, e.g. 1,2,4,8,16 (default 1,2,4)"
     )
@@ -139,16 +133,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_compare(subparsers.add_parser("compare", help="same as `faceedit bench compare`"))
 
 
-def _make_target(args: argparse.Namespace) -> Target:
+def _make_target(args: argparse.Namespace, to: Connection) -> Target:
     image = decode_image(read_input(args.image)) if args.image else portrait(args.size)
     if args.target == "parser":
         return parser_target(
-            args.server, image, size=args.parser_size, timeout_s=args.timeout, model_name=args.parser_model_name
-        )
+            to.server, image, size=args.parser_size, timeout_s=args.timeout, model_name=args.parser_model_name,
+            tls=to.tls,
+        )  # fmt: skip
     if args.target == "inpainter":
         return inpainter_target(
-            args.server, image, prompt="matte dusty-rose lipstick", steps=args.steps, timeout_s=args.timeout
-        )
+            to.server, image, prompt="matte dusty-rose lipstick", steps=args.steps, timeout_s=args.timeout,
+            tls=to.tls,
+        )  # fmt: skip
     if args.edits:
         edits = [fe.Edit(attribute=a, prompt=p, num_inference_steps=args.steps) for a, p in args.edits]
     else:
@@ -156,17 +152,18 @@ def _make_target(args: argparse.Namespace) -> Target:
             fe.Edit(
                 prompt="natural, detailed",
                 num_inference_steps=args.steps,
-                mask=types_pb2.MaskOptions(classes=[present_class(args.server, image)]),
+                mask=types_pb2.MaskOptions(classes=[present_class(to.server, image, tls=to.tls, token=to.token)]),
             )
         ]
     return editface_target(
-        args.server, image, edits, timeout_s=args.timeout, output_format=args.format, input_format=args.input_format
-    )
+        to.server, image, edits, timeout_s=args.timeout, output_format=args.format, input_format=args.input_format,
+        tls=to.tls, token=to.token,
+    )  # fmt: skip
 
 
-async def _sweep(args: argparse.Namespace) -> list[dict]:
+async def _sweep(args: argparse.Namespace, to: Connection) -> list[dict]:
     # The aio channels belong to the event loop they are created in.
-    target = _make_target(args)
+    target = _make_target(args, to)
     levels = []
     points = args.rate or args.concurrency
     if args.duration and not args.rate:
@@ -196,7 +193,7 @@ async def _sweep(args: argparse.Namespace) -> list[dict]:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    levels = asyncio.run(_sweep(args))
+    levels = asyncio.run(_sweep(args, connection(args)))
     args.out.mkdir(parents=True, exist_ok=True)
     result = {
         "target": args.target,

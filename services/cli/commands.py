@@ -9,20 +9,17 @@ from pathlib import Path
 import grpc
 from tqdm import tqdm
 
-from faceedit.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, channel_options
 from faceedit.cli.argtypes import read_image
+from faceedit.cli.connection import add_client_flags, connection
 from faceedit.cli.grid import write_grid
-from faceedit.config import env_flag
 from faceedit.core.imageio import decode_image
 from faceedit.messages import FORMAT_ENUM as FORMATS
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, types_pb2
 
 
-def stub_for(server: str) -> face_editor_pb2_grpc.FaceEditorStub:
-    return face_editor_pb2_grpc.FaceEditorStub(
-        grpc.insecure_channel(server, options=channel_options(FRONT_DOOR_MAX_MESSAGE_BYTES))
-    )
+def stub_for(args: argparse.Namespace) -> face_editor_pb2_grpc.FaceEditorStub:
+    return face_editor_pb2_grpc.FaceEditorStub(connection(args).channel())
 
 
 def parse_edit(text: str) -> tuple[str, str]:
@@ -32,10 +29,6 @@ def parse_edit(text: str) -> tuple[str, str]:
         if found and attribute.strip() and prompt.strip():
             return attribute.strip(), prompt.strip()
     raise argparse.ArgumentTypeError(f"expected ATTRIBUTE=PROMPT, e.g. 'hair=curly auburn hair', got {text!r}")
-
-
-def _server_flag(p: argparse.ArgumentParser) -> None:
-    env_flag(p, "--server", env="FACEEDIT_SERVER", default="127.0.0.1:50051", help="orchestrator address")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="ATTRIBUTE=PROMPT, repeatable; applied in order (cascade)",
     )
     p.add_argument("-o", "--output", type=Path, required=True, help="where to write the edited image")
-    _server_flag(p)
+    add_client_flags(p)
     p.add_argument("--steps", type=int, help="denoising steps per edit (server default 50)")
     p.add_argument("--strength", type=float, help="denoising strength (default 0.90, eyebrows 0.60)")
     p.add_argument("--guidance", type=float, help="guidance scale (default 12.0)")
@@ -65,11 +58,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("parse", help="face parse of a portrait (ParseFace)")
     p.add_argument("image", type=Path, help="PNG, JPEG or WebP portrait")
     p.add_argument("-o", "--output-dir", type=Path, help="write labels.png and parse_map.png here")
-    _server_flag(p)
+    add_client_flags(p)
     p.set_defaults(handler=run_parse)
 
     p = subparsers.add_parser("attributes", help="the editable attributes and their defaults (ListAttributes)")
-    _server_flag(p)
+    add_client_flags(p)
     p.set_defaults(handler=run_attributes)
 
 
@@ -134,7 +127,7 @@ def run_edit(args: argparse.Namespace) -> int:
     data = read_image(args.image)
     request = build_request(args, data, return_masks=args.grid is not None)
     try:
-        response = stream_edit(stub_for(args.server), request, args.timeout)
+        response = stream_edit(stub_for(args), request, args.timeout)
     except grpc.RpcError as exc:
         return _fail(exc)
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -153,7 +146,7 @@ def run_edit(args: argparse.Namespace) -> int:
 
 def run_parse(args: argparse.Namespace) -> int:
     try:
-        response = stub_for(args.server).ParseFace(
+        response = stub_for(args).ParseFace(
             fe.ParseFaceRequest(image=types_pb2.EncodedImage(data=read_image(args.image))), timeout=60
         )
     except grpc.RpcError as exc:
@@ -171,7 +164,7 @@ def run_parse(args: argparse.Namespace) -> int:
 
 def run_attributes(args: argparse.Namespace) -> int:
     try:
-        response = stub_for(args.server).ListAttributes(fe.ListAttributesRequest(), timeout=10)
+        response = stub_for(args).ListAttributes(fe.ListAttributesRequest(), timeout=10)
     except grpc.RpcError as exc:
         return _fail(exc)
     for a in response.attributes:

@@ -8,15 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
+from faceedit.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, dial_sync
 from faceedit.cli.argtypes import read_image
-from faceedit.cli.commands import stream_edit, stub_for
+from faceedit.cli.commands import stream_edit
 from faceedit.cli.grid import write_grid
 from faceedit.cli.stack import LocalStack
 from faceedit.cli.up import add_stack_flags, stack_config
 from faceedit.core.imageio import decode_image, encode_image
 from faceedit.core.taxonomy import ATTRIBUTES
 from faceedit.v1 import face_editor_pb2 as fe
-from faceedit.v1 import types_pb2
+from faceedit.v1 import face_editor_pb2_grpc, types_pb2
 
 # Thesis annexure 8: anatomical order, strengths per region.
 CASCADE = [
@@ -72,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
     (args.out / "original.png").write_bytes(encode_image(decode_image(data)))
     stack = LocalStack(stack_config(args, port=_free_port())).start(log=lambda line: print(line, flush=True))
     try:
-        stub = stub_for(stack.address)
+        stub = face_editor_pb2_grpc.FaceEditorStub(
+            dial_sync(stack.address, max_message_bytes=FRONT_DOOR_MAX_MESSAGE_BYTES)
+        )
         parsed = stub.ParseFace(fe.ParseFaceRequest(image=types_pb2.EncodedImage(data=data)), timeout=120)
         (args.out / "parse_map.png").write_bytes(parsed.parse_map.data)
         print("parse:", ", ".join(f"{c.name} {c.fraction:.1%}" for c in parsed.coverage[:8]))

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
+from faceedit.channels import dial, dial_sync
 from faceedit.devpki import DevPki, write_dev_pki
 from faceedit.tls import (
     ChannelTls,
@@ -24,8 +25,6 @@ from faceedit.tls import (
     TlsConfigError,
     channel_tls,
     load_key_pair,
-    secure_channel_aio,
-    secure_channel_sync,
 )
 from tests.aioserver import FRESH, add_health, aio_server, health_status, presented_certificate
 
@@ -53,7 +52,7 @@ def _install(pki: DevPki, cert: Path, key: Path) -> None:
 
 
 async def _status(port: int, tls: ChannelTls | None) -> grpc.StatusCode:
-    async with secure_channel_aio(f"localhost:{port}", tls, FRESH) as channel:
+    async with dial(f"localhost:{port}", tls=tls, options=FRESH) as channel:
         return await health_status(channel, timeout=5)
 
 
@@ -98,7 +97,7 @@ def test_rotated_files_are_presented_to_the_next_connection_without_a_restart(
         old_ca, new_ca = ChannelTls.from_files(pki.ca_cert), ChannelTls.from_files(other_pki.ca_cert)
         async with (
             aio_server(add_health, credentials=credentials.credentials) as port,
-            secure_channel_aio(f"localhost:{port}", old_ca, FRESH) as open_before,
+            dial(f"localhost:{port}", tls=old_ca, options=FRESH) as open_before,
         ):
             assert await health_status(open_before) == grpc.StatusCode.OK
             _install(other_pki, cert, key)
@@ -179,7 +178,7 @@ def test_sync_channels_and_the_triton_client_use_the_same_credentials(pki: DevPk
         async with aio_server(add_health, credentials=credentials.credentials) as port:
 
             def sync_check() -> None:
-                with secure_channel_sync(f"localhost:{port}", mtls, FRESH) as channel:
+                with dial_sync(f"localhost:{port}", tls=mtls, options=FRESH) as channel:
                     health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
 
             await asyncio.to_thread(sync_check)

@@ -22,6 +22,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 
+from faceedit.auth import SyncBearerInterceptor, aio_bearer_interceptors
 from faceedit.tls import ChannelTls
 from faceedit.workers import WorkerPool, parsed, serialized
 
@@ -139,31 +140,45 @@ def dial(
     target: str,
     *,
     tls: ChannelTls | None = None,
+    token: str | None = None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     retry_services: Sequence[str] = (),
     retries: int = 3,
     health_service: str | None = None,
-    interceptors: Sequence[Any] | None = None,
+    interceptors: Sequence[Any] = (),
+    options: Sequence[tuple[str, Any]] = (),
 ) -> grpc.aio.Channel:
-    """A grpc.aio channel to target with faceedit's options (see client_options); TLS when tls is given."""
-    options = client_options(
-        max_message_bytes, retry_services=retry_services, retries=retries, health_service=health_service
-    )
+    """A grpc.aio channel to target with faceedit's options (see client_options) plus options; TLS when tls is
+    given; every call carries `authorization: Bearer token` when token is given."""
+    channel_args = [
+        *client_options(
+            max_message_bytes, retry_services=retry_services, retries=retries, health_service=health_service
+        ),
+        *options,
+    ]
+    interceptors = [*interceptors, *(aio_bearer_interceptors(token) if token is not None else ())]
     if tls is None:
-        return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+        return grpc.aio.insecure_channel(target, options=channel_args, interceptors=interceptors or None)
     return grpc.aio.secure_channel(
-        target, tls.credentials(), options=[*options, *tls.options()], interceptors=interceptors
+        target, tls.credentials(), options=[*channel_args, *tls.options()], interceptors=interceptors or None
     )
 
 
 def dial_sync(
-    target: str, *, tls: ChannelTls | None = None, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    target: str,
+    *,
+    tls: ChannelTls | None = None,
+    token: str | None = None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    options: Sequence[tuple[str, Any]] = (),
 ) -> grpc.Channel:
     """The same as a synchronous channel (the CLI)."""
-    options = client_options(max_message_bytes)
+    channel_args = [*client_options(max_message_bytes), *options]
     if tls is None:
-        return grpc.insecure_channel(target, options=options)
-    return grpc.secure_channel(target, tls.credentials(), options=[*options, *tls.options()])
+        channel = grpc.insecure_channel(target, options=channel_args)
+    else:
+        channel = grpc.secure_channel(target, tls.credentials(), options=[*channel_args, *tls.options()])
+    return channel if token is None else grpc.intercept_channel(channel, SyncBearerInterceptor(token))
 
 
 def triton_client(url: str, *, tls: ChannelTls | None = None, retries: int = 3):  # tritonclient.grpc.aio client

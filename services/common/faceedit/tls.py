@@ -275,21 +275,3 @@ def channel_tls(
             raise TlsConfigError("a client certificate or key was given without a CA to verify the server against")
         return None
     return ChannelTls.from_files(ca, cert, key, server_name=server_name)
-
-
-def secure_channel_aio(
-    target: str, tls: ChannelTls | None, options: Sequence[tuple[str, Any]] = (), **kwargs: Any
-) -> grpc.aio.Channel:
-    """grpc.aio channel to target: TLS with tls, plaintext when tls is None."""
-    if tls is None:
-        return grpc.aio.insecure_channel(target, options=list(options), **kwargs)
-    return grpc.aio.secure_channel(target, tls.credentials(), options=[*options, *tls.options()], **kwargs)
-
-
-def secure_channel_sync(
-    target: str, tls: ChannelTls | None, options: Sequence[tuple[str, Any]] = (), **kwargs: Any
-) -> grpc.Channel:
-    """The same for a synchronous channel."""
-    if tls is None:
-        return grpc.insecure_channel(target, options=list(options), **kwargs)
-    return grpc.secure_channel(target, tls.credentials(), options=[*options, *tls.options()], **kwargs)
