@@ -30,10 +30,10 @@ def _format_flags(p: argparse.ArgumentParser, scope: str) -> None:
 def _add_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "which",
-        choices=["parser", "crop", "overhead", "batching"],
+        choices=["parser", "crop", "overhead", "batching", "replicas"],
         help="parser: Triton vs the thesis's PyTorch eager path (throughput); crop: crop-to-region vs full frame "
         "(latency); overhead: EditFace end to end minus parse + inpaint compute; batching: micro-batched vs "
-        "one-by-one inpainting",
+        "one-by-one inpainting; replicas: EditFace throughput with one inpainter replica vs --replicas",
     )
     p.add_argument("--requests", type=count, default=None, help="requests per side (parser 48, overhead 20)")
     p.add_argument("--size", type=count, default=None, help="image size (parser/overhead 512, crop 1024)")
@@ -50,7 +50,13 @@ def _add_compare(p: argparse.ArgumentParser) -> None:
         "--working-size", type=count, default=1024, help="crop/overhead: the inpainter's working size (default 1024)"
     )
     p.add_argument("--steps", type=count, default=4, help="crop/overhead/batching: denoising steps")
-    p.add_argument("--concurrency", type=counts, default=[1, 8], help="parser: concurrency levels")
+    p.add_argument(
+        "--concurrency", type=counts, default=[1, 8], help="parser: concurrency levels; replicas: the last one"
+    )
+    p.add_argument("--replicas", type=count, default=3, help="replicas: inpainter replicas of the second side")
+    p.add_argument(
+        "--torch-threads", type=count, default=1, help="replicas: CPU threads per inpainter replica (default 1)"
+    )
     p.add_argument("--server", help="overhead: measure this running orchestrator instead of a tiny local stack")
     _format_flags(p, "overhead")
     p.add_argument("--out", type=Path, default=Path("out/compare"), help="directory for the JSON result")
@@ -240,6 +246,39 @@ def _overhead(args: argparse.Namespace) -> dict:
         stack.stop()
 
 
+def _replicas(args: argparse.Namespace) -> dict:
+    from faceedit.bench import scaleout
+    from faceedit.cli.stack import LocalStack, StackConfig
+    from faceedit.parser.launcher import free_port
+
+    concurrency, size = args.concurrency[-1], args.size or 256
+    sides = []
+    for replicas in (1, args.replicas):
+        config = StackConfig(
+            port=free_port(), working_size=size, inpainter_replicas=replicas,
+            inpainter_args=["--torch-threads", str(args.torch_threads)],
+        )  # fmt: skip
+        stack = LocalStack(config).start(log=lambda line: None)
+        try:
+            side = scaleout.measure_stack(
+                stack.address, [p.metrics_url for p in stack.inpainters], concurrency=concurrency,
+                requests=args.requests or 24, size=size, steps=args.steps,
+            )  # fmt: skip
+        finally:
+            stack.stop()
+        print(
+            f"{replicas} inpainter replica(s): {side['throughput_rps']:.2f} EditFace/s, p50 "
+            f"{side['latency_ms']['p50']:.0f} ms, served per replica {side['served_per_replica']}"
+        )
+        sides.append(side)
+    result = scaleout.comparison(
+        *sides, concurrency=concurrency, steps=args.steps, size=size, torch_threads=args.torch_threads
+    )
+    ratio, cpus = result["throughput_ratio"], result["cpu_count"]
+    print(f"throughput {args.replicas} replicas / 1 replica: {ratio:.2f}x on {cpus} CPUs")
+    return result
+
+
 def run_soak(args: argparse.Namespace) -> int:
     from faceedit.bench.soak import run_soak as soak
     from faceedit.cli.stack import LocalStack
@@ -287,6 +326,8 @@ def run_compare(args: argparse.Namespace) -> int:
         result = compare.run_batching_comparison(size=args.size or 512, steps=args.steps)
     elif args.which == "crop":
         result = compare.run_crop_comparison(size=args.size or 1024, working_size=args.working_size, steps=args.steps)
+    elif args.which == "replicas":
+        result = _replicas(args)
     else:
         result = _overhead(args)
     args.out.mkdir(parents=True, exist_ok=True)
