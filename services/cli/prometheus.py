@@ -12,9 +12,7 @@ match), short scrape and rule-evaluation intervals, and its TSDB in a scratch di
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -26,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceedit.parser.launcher import free_port
-from faceedit.process import dies_with_parent
+from faceedit.process import dies_with_parent, terminate
 
 DEBIAN_PACKAGE = "prometheus"
 # deploy/prometheus of the checkout this module runs from (editable installs and the repository itself).
@@ -219,13 +217,7 @@ class LocalPrometheus:
 
     def stop(self, grace_s: float = 10.0) -> None:
         """SIGTERM (Prometheus flushes its head block), SIGKILL after grace_s; removes a temporary workdir."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        terminate(self.process, grace_s)
         if self._own_workdir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -29,7 +29,7 @@ from tritonclient.grpc import model_config_pb2
 
 from faceedit.channels import SERVER_MIN_PING_INTERVAL_MS
 from faceedit.config import env_flag
-from faceedit.process import dies_with_parent, log_tail
+from faceedit.process import dies_with_parent, log_tail, terminate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_MODEL = REPO_ROOT / "model_repository" / "local" / "face_parser"
@@ -308,14 +308,9 @@ class TritonServer:
         self._cleanup_shm()
 
     def stop(self, grace_s: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after grace_s."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                pass
-        self.kill()
+        """SIGTERM, then SIGKILL after grace_s; removes its shared-memory regions."""
+        terminate(self.process, grace_s)
+        self._cleanup_shm()
 
     def __enter__(self) -> TritonServer:
         return self.start()

@@ -46,6 +46,19 @@ def health_status(address: str, service: str = "", timeout_s: float = 1.0) -> in
     return response.status
 
 
+def terminate(process: subprocess.Popen | None, grace_s: float = 10.0) -> None:
+    """SIGTERM (servers drain, Prometheus flushes), then SIGKILL of the whole process group after grace_s.
+    The process must lead its own group (start_new_session=True)."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def log_tail(path: Path, lines: int = 30) -> str:
     """The last lines of a child's log, for error messages."""
     try:
@@ -109,11 +122,4 @@ class ServiceProcess:
 
     def stop(self, grace_s: float = 10.0) -> None:
         """SIGTERM (servers drain), then SIGKILL of the whole process group after grace_s."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        terminate(self.process, grace_s)
