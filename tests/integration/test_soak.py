@@ -18,7 +18,7 @@ def test_memory_does_not_grow_under_repeated_overload(
     (models / "inpaint-tiny").symlink_to(tiny_inpaint_model)
     out = tmp_path / "soak"
     result = run_faceedit(
-        "bench", "soak", "--rounds", "4", "--round-seconds", "4", "--concurrency", "16", "--size", "512",
+        "bench", "soak", "--rounds", "4", "--round-seconds", "6", "--concurrency", "16", "--size", "512",
         "--steps", "4", "--models-dir", str(models), "--working-size", "128", "--parser-size", "128",
         "--out", str(out),
     )  # fmt: skip
