@@ -113,6 +113,12 @@ class LocalStack:
     def address(self) -> str:
         return f"{self.config.host}:{self.config.port}"
 
+    @property
+    def working_size(self) -> int:
+        """The inpainter's canvas, which the orchestrator also needs to bound the region it sends: the models'
+        native canvases unless set (SDXL 128 x 8 = 1024; the tiny pipeline 64 x 8 = 512)."""
+        return self.config.working_size or (512 if self.config.inpaint_model is None else 1024)
+
     def _tls_args(self, *, mutual: bool) -> list[str]:
         if self.pki is None:
             return []
@@ -162,8 +168,7 @@ class LocalStack:
 
     def _start_inpainters(self, inpaint_model: str, workdir: Path) -> None:
         c = self.config
-        working = c.working_size or (512 if c.inpaint_model is None else 1024)
-        args = ["--model", inpaint_model, "--device", c.device, "--working-size", str(working)]
+        args = ["--model", inpaint_model, "--device", c.device, "--working-size", str(self.working_size)]
         if c.min_crop_size:
             args += ["--min-crop-size", str(c.min_crop_size)]
         if c.inpaint_revision:
@@ -188,6 +193,8 @@ class LocalStack:
             target([p.address for p in self.inpainters]),
             "--parser-size",
             str(c.parser_size),
+            "--working-size",
+            str(self.working_size),
         ]
         if self.pki is not None:
             pki = self.pki

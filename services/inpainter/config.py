@@ -6,6 +6,7 @@ import argparse
 
 from faceedit.channels import DEFAULT_MAX_MESSAGE_BYTES
 from faceedit.config import check_server_flags, env_flag, parse_bool, server_flags
+from faceedit.core.framing import CANVAS_MODES
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,9 +61,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p,
         "--working-size",
         env="FACEEDIT_WORKING_SIZE",
-        default=1024,
+        default=None,
         type=int,
-        help="square canvas for full-frame inpainting (SDXL native 1024)",
+        help="square canvas a whole frame renders at (default: the model's native canvas, UNet sample size x VAE "
+        "scale factor: 1024 for SDXL)",
+    )
+    env_flag(
+        p,
+        "--canvas-mode",
+        env="FACEEDIT_CANVAS_MODE",
+        default="native",
+        choices=list(CANVAS_MODES),
+        help="native: every crop renders at the working size (most detail); fast: small crops may render down to "
+        "half of it (about 4x fewer pixels, less detail, below SDXL's native resolution)",
     )
     env_flag(
         p,
@@ -70,7 +81,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         env="FACEEDIT_MIN_CROP_SIZE",
         default=None,
         type=int,
-        help="smallest canvas a crop renders at (default working size / 2)",
+        help="smallest canvas a crop renders at (default: the working size; half of it with --canvas-mode fast); "
+        "a value below the working size is a fast mode",
     )
     env_flag(
         p,
@@ -127,7 +139,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         env="FACEEDIT_COMPILE",
         default=False,
         type=parse_bool,
-        help="torch.compile the UNet (each new canvas size compiles on first use; warm-up absorbs the first)",
+        help="torch.compile the UNet: start-up compiles every canvas bucket (with and without guidance) before "
+        "SERVING, so live calls never compile (minutes of start-up per bucket on a GPU)",
     )
     env_flag(
         p,
@@ -146,10 +159,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="gRPC max send/receive message size",
     )
     args = p.parse_args(argv)
-    if args.min_crop_size is None:
-        args.min_crop_size = max(64, args.working_size // 2)
-    if args.working_size % 8 or args.min_crop_size % 8 or args.min_crop_size > args.working_size:
-        p.error("--working-size and --min-crop-size must be multiples of 8, with min-crop-size <= working-size")
+    for flag, value in (("--working-size", args.working_size), ("--min-crop-size", args.min_crop_size)):
+        if value is not None and (value <= 0 or value % 8):
+            p.error(f"{flag} must be a positive multiple of 8, got {value}")
+    if None not in (args.working_size, args.min_crop_size) and args.min_crop_size > args.working_size:
+        p.error("--min-crop-size must be at most --working-size")
     if args.queue_size < 0:
         p.error("--queue-size must be >= 0")
     if args.torch_threads < 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -21,7 +22,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from faceedit.core.framing import Frame, canvas_inputs, canvas_size, paste_back, plan_frame, whole
+from faceedit.core.framing import (
+    Frame,
+    canvas_buckets,
+    canvas_inputs,
+    canvas_size,
+    native_canvas,
+    paste_back,
+    plan_frame,
+    resolve_canvas,
+    whole,
+)
 from faceedit.inpainter.admission import Queue, Refusal, ServiceTimeModel
 
 # SDXL latent -> RGB projection (a least-squares fit used by ComfyUI previews): a preview costs no VAE decode.
@@ -29,6 +40,8 @@ LATENT_RGB = torch.tensor(
     [[0.3651, 0.4232, 0.4341], [-0.2533, -0.0042, 0.1068], [0.1076, 0.1111, -0.0362], [-0.3165, -0.2492, -0.2188]]
 )
 LATENT_RGB_BIAS = torch.tensor([0.1084, -0.0175, -0.0011])
+
+log = logging.getLogger(__name__)
 
 
 class NotAdmitted(Exception):
@@ -120,8 +133,9 @@ class Engine:
         self,
         pipe,
         *,
-        working_size: int,
-        min_crop_size: int,
+        working_size: int | None = None,
+        min_crop_size: int | None = None,
+        canvas_mode: str = "native",
         queue_size: int,
         prompt_cache_size: int,
         max_queue_wait_s: float = 60.0,
@@ -133,8 +147,21 @@ class Engine:
         self.on_denoise_step = on_denoise_step
         self.on_queue_depth = on_queue_depth
         self.on_queue_wait = on_queue_wait
-        self.working_size = working_size
-        self.min_crop_size = min_crop_size
+        # None: the pipeline's native canvas, and crops at it too unless canvas_mode is "fast" (framing.py).
+        self.native_size = native_canvas(pipe.unet.config.sample_size, pipe.vae_scale_factor)
+        canvas = resolve_canvas(working_size, min_crop_size, canvas_mode, self.native_size)
+        self.working_size, self.min_crop_size = canvas
+        self.buckets = canvas_buckets(self.working_size, self.min_crop_size)
+        if self.compiled:
+            # Every warmed shape must stay compiled: past dynamo's recompile limit (8) it would run eagerly.
+            limit = torch._dynamo.config.recompile_limit
+            torch._dynamo.config.recompile_limit = max(limit, len(self.warm_up_plan()))
+        log.info(
+            "canvas: whole frames at %d px (native %d), crops at %s px",
+            self.working_size,
+            self.native_size,
+            ", ".join(map(str, self.buckets)),
+        )
         self.cache = PromptCache(prompt_cache_size)
         self.queue = Queue(capacity=queue_size, max_wait_s=max_queue_wait_s, model=ServiceTimeModel())
         self._lock = threading.Lock()
@@ -290,14 +317,30 @@ class Engine:
             self.queue.model.observe(steps_run, canvas, done - started, step_s)
         return Result(result, frame, canvas, steps_run, queue_ms, (denoised - started) * 1000, (done - denoised) * 1000)
 
+    @property
+    def compiled(self) -> bool:
+        """Whether the UNet is torch.compile'd (an OptimizedModule keeps the original as _orig_mod)."""
+        return hasattr(self.pipe.unet, "_orig_mod")
+
+    def warm_up_plan(self) -> list[tuple[int, float]]:
+        """(canvas, guidance scale) pairs warm_up runs. Compiled: every bucket, with and without classifier-free
+        guidance (guidance > 1 doubles the UNet's batch: another shape), so no live call meets a new shape and
+        compiles. Eager: the working canvas once, for lazy initialisation and a measured step time."""
+        if not self.compiled:
+            return [(self.working_size, 2.0)]
+        return [(canvas, guidance) for canvas in self.buckets for guidance in (2.0, 1.0)]
+
     def warm_up(self) -> None:
-        """Two steps at the working canvas, so the first caller does not pay for lazy initialisation and kernel
-        selection, and admission starts from a measured step time."""
-        image = np.full((self.working_size, self.working_size, 3), 128, np.uint8)
-        mask = np.zeros(image.shape[:2], np.uint8)
-        mask[: self.working_size // 2] = 255
-        job = Job(image, mask, "a face", "", 1.0, 2.0, 2, 0, "full", 0, False)
-        self.run_blocking(job, time.monotonic())
+        """Two steps per warm_up_plan entry, so the first caller pays for no lazy initialisation, kernel selection
+        or compilation, and admission starts from a measured step time. Runs before the service reports SERVING."""
+        for canvas, guidance in self.warm_up_plan():
+            started = time.monotonic()
+            image = np.full((canvas, canvas, 3), 128, np.uint8)
+            mask = np.zeros(image.shape[:2], np.uint8)
+            mask[: canvas // 2] = 255
+            job = Job(image, mask, "a face", "", 1.0, guidance, 2, 0, "full", 0, False)
+            self.run_blocking(job, time.monotonic(), frame=whole(image), canvas=canvas)
+            log.info("warm-up: %d px canvas, guidance %.0f, %.1f s", canvas, guidance, time.monotonic() - started)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

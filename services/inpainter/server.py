@@ -177,6 +177,7 @@ async def serve(argv: list[str] | None = None) -> None:
             load_pipeline(options),
             working_size=args.working_size,
             min_crop_size=args.min_crop_size,
+            canvas_mode=args.canvas_mode,
             queue_size=args.queue_size,
             prompt_cache_size=args.prompt_cache_size,
             max_queue_wait_s=args.max_queue_wait,

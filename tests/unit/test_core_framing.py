@@ -9,13 +9,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from faceedit.core.framing import (
+    CANVAS_MODES,
     Frame,
+    canvas_buckets,
     canvas_inputs,
     canvas_size,
     cut_region,
+    default_min_crop,
+    detail_gain,
+    native_canvas,
     paste_back,
     paste_region,
     plan_frame,
+    resolve_canvas,
     travel_size,
     whole,
 )
@@ -43,12 +49,95 @@ def test_small_regions_are_cropped_large_ones_use_the_whole_frame_in_auto_mode()
         plan_frame(lips, "zoom", padding=0)
 
 
-def test_canvas_is_the_working_size_for_a_whole_frame_and_a_rounded_crop_otherwise() -> None:
+def test_canvas_is_the_working_size_for_a_whole_frame_and_the_smallest_bucket_holding_a_crop() -> None:
     crop = Frame((1000, 1000, 1620, 1620), True)
-    assert canvas_size(crop, working_size=1024, min_crop_size=256) == 640  # 620 rounded up to 64
+    assert canvas_buckets(1024, 256) == (256, 384, 512, 704, 1024)  # each about half the pixels of the next
+    assert canvas_size(crop, working_size=1024, min_crop_size=256) == 704  # 620 fits the 704 bucket
     assert canvas_size(crop, working_size=1024, min_crop_size=1024) == 1024  # native canvas for crops
     assert canvas_size(Frame((0, 0, 3000, 3000), True), working_size=1024, min_crop_size=256) == 1024
     assert canvas_size(Frame((0, 0, 300, 200), False), working_size=1024, min_crop_size=256) == 1024
+    assert canvas_size(Frame((0, 0, 40, 40), True), working_size=1024, min_crop_size=256) == 256
+
+
+# SDXL inpainting 0.1: unet/config.json sample_size 128, VAE with four blocks (scale factor 2**3 = 8).
+SDXL_SAMPLE_SIZE, SDXL_VAE_SCALE = 128, 8
+
+
+def _lips_on_a_portrait() -> Frame:
+    """A 120x60 px lips region on a 1024x1024 portrait, framed as the orchestrator frames it (padding 32)."""
+    return plan_frame(_mask((1024, 1024), (452, 680, 572, 740)), "auto", padding=32)
+
+
+def test_sdxl_renders_a_lips_crop_at_its_native_1024_canvas_by_default() -> None:
+    native = native_canvas(SDXL_SAMPLE_SIZE, SDXL_VAE_SCALE)
+    assert native == 1024
+    working, floor = resolve_canvas(None, None, "native", native)  # the inpainter's defaults
+    assert (working, floor) == (1024, 1024) and canvas_buckets(working, floor) == (1024,)
+    lips = _lips_on_a_portrait()
+    assert lips.cropped and max(lips.width, lips.height) == 184
+    assert canvas_size(lips, working_size=working, min_crop_size=floor) == 1024
+    assert detail_gain(lips, 1024) == pytest.approx((1024 / 184) ** 2)  # ~31x the photo's pixels for the lips
+
+
+def test_the_smaller_canvas_only_when_the_fast_mode_is_asked_for() -> None:
+    native = native_canvas(SDXL_SAMPLE_SIZE, SDXL_VAE_SCALE)
+    lips = _lips_on_a_portrait()
+    working, floor = resolve_canvas(None, None, "fast", native)
+    assert (working, floor) == (1024, 512) and canvas_buckets(working, floor) == (512, 704, 1024)
+    assert canvas_size(lips, working_size=working, min_crop_size=floor) == 512
+    # An explicit --min-crop-size below the working size is a fast mode too; one equal to it is not.
+    assert resolve_canvas(None, 256, "native", native) == (1024, 256)
+    assert canvas_size(lips, working_size=1024, min_crop_size=256) == 256
+    assert resolve_canvas(None, 1024, "fast", native) == (1024, 1024)
+    # An explicit working size wins over the model's, and the floor follows it.
+    assert resolve_canvas(768, None, "native", native) == (768, 768)
+    with pytest.raises(ValueError, match="at most the working size"):
+        resolve_canvas(None, 2048, "native", native)
+    with pytest.raises(ValueError, match="canvas mode"):
+        default_min_crop(1024, "turbo")
+    assert CANVAS_MODES == ("native", "fast")
+    assert default_min_crop(128, "fast") == 64 and default_min_crop(64, "fast") == 64  # never below 64
+
+
+def test_native_canvas_needs_a_real_model_geometry() -> None:
+    assert native_canvas(64, 8) == 512  # the tiny test pipeline
+    with pytest.raises(ValueError):
+        native_canvas(0, 8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    working=st.integers(1, 32).map(lambda k: 64 * k),
+    floor_share=st.floats(0.05, 1.0),
+    box=st.tuples(st.integers(1, 4000), st.integers(1, 4000)),
+    cropped=st.booleans(),
+)
+def test_every_region_renders_on_a_bucket_warmed_at_start_up(
+    working: int, floor_share: float, box: tuple[int, int], cropped: bool
+) -> None:
+    """With --compile the engine warms canvas_buckets at start-up: whatever the region, its canvas is one of
+    them (so no live call compiles), the smallest that holds it, and the list stays short."""
+    floor = max(8, int(working * floor_share) // 8 * 8)
+    buckets = canvas_buckets(working, floor)
+    frame = Frame((0, 0, *box), cropped)
+    canvas = canvas_size(frame, working_size=working, min_crop_size=floor)
+    assert canvas in buckets
+    assert buckets[0] == floor and buckets[-1] == working and list(buckets) == sorted(set(buckets))
+    assert len(buckets) <= 2 + 2 * (working // floor).bit_length()  # ~two buckets per halving of the side
+    if cropped:
+        assert all(b < max(box) for b in buckets if b < canvas)  # no smaller bucket would have held it
+        assert canvas >= min(max(box), working)
+
+
+def test_detail_gain_counts_the_region_pixels_in_the_render_per_pixel_in_the_input() -> None:
+    mask = _mask((1024, 1024), (452, 680, 572, 740))
+    image = np.zeros((1024, 1024, 3), np.uint8)
+    for canvas, frame in ((1024, _lips_on_a_portrait()), (512, _lips_on_a_portrait()), (1024, whole(mask))):
+        _, mask_canvas, _ = canvas_inputs(image, mask, frame, canvas)
+        measured = np.count_nonzero(mask_canvas >= 128) / np.count_nonzero(mask)
+        assert measured == pytest.approx(detail_gain(frame, canvas), rel=0.05)
+    assert detail_gain(whole(mask), 1024) == 1.0
+    assert detail_gain(Frame((0, 0, 4032, 3024), False), 1024) < 0.1  # a phone photo renders coarser
 
 
 def test_the_region_travels_at_most_at_the_working_size() -> None:

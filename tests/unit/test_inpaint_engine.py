@@ -104,3 +104,50 @@ def test_prompt_cache_is_lru() -> None:
         cache.get((key,), lambda key=key: calls.append(key) or (key,))
     assert calls == ["a", "b", "c", "b"]  # "a" was a hit; "b" was evicted by "c"
     assert (cache.hits, cache.misses) == (1, 4)
+
+
+def test_the_canvas_defaults_to_the_pipelines_native_size(engine: Engine) -> None:
+    """No --working-size: the UNet's sample size x the VAE scale factor (the tiny pipeline: 64 x 8), and crops
+    render at it too unless the fast mode is asked for."""
+    native = Engine(engine.pipe, queue_size=1, prompt_cache_size=1)
+    fast = Engine(engine.pipe, canvas_mode="fast", queue_size=1, prompt_cache_size=1)
+    try:
+        assert (native.native_size, native.working_size, native.min_crop_size) == (512, 512, 512)
+        assert native.buckets == (512,)
+        assert (fast.working_size, fast.min_crop_size, fast.buckets) == (512, 256, (256, 384, 512))
+        assert not native.compiled and native.warm_up_plan() == [(512, 2.0)]  # eager: one warm-up call
+    finally:
+        native.close()
+        fast.close()
+
+
+def test_with_compile_warm_up_compiles_every_bucket_and_live_calls_compile_nothing(tiny_inpaint_model: Path) -> None:
+    """torch.compile (dynamo with the eager backend: the same graph capture and shape guards as inductor, without
+    generating kernels, which would take minutes on two CPU cores) at a 128 px working size in fast mode."""
+    from torch._dynamo.utils import counters
+
+    from faceedit.inpainter.pipeline import compile_unet
+
+    torch._dynamo.reset()
+    pipe = load_pipeline(PipelineOptions(str(tiny_inpaint_model)))
+    compile_unet(pipe, backend="eager", mode=None)
+    engine = Engine(pipe, working_size=128, canvas_mode="fast", queue_size=1, prompt_cache_size=4)
+    try:
+        assert engine.compiled and engine.buckets == (64, 128)
+        assert engine.warm_up_plan() == [(64, 2.0), (64, 1.0), (128, 2.0), (128, 1.0)]
+        engine.warm_up()
+        warmed = counters["stats"]["unique_graphs"]
+        assert warmed == 4  # one graph per (canvas, guidance on/off): the counter sees compilations
+        rng = np.random.default_rng(3)
+        for height, width, guidance, mode in ((90, 70, 5.0, "auto"), (300, 200, 1.0, "crop"), (50, 400, 12.0, "full")):
+            image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            mask = np.zeros((height, width), np.uint8)
+            mask[height // 3 : height // 2, width // 4 : width // 2] = 255
+            result = engine.run_blocking(
+                _job(image=image, mask=mask, guidance_scale=guidance, crop_mode=mode, steps=2), time.monotonic()
+            )
+            assert result.canvas in engine.buckets
+        assert counters["stats"]["unique_graphs"] == warmed  # live calls reused the warmed graphs
+    finally:
+        engine.close()
+        torch._dynamo.reset()

@@ -80,3 +80,25 @@ def test_revision_and_variant_flags_with_env_fallbacks(monkeypatch: pytest.Monke
     monkeypatch.setenv("FACEEDIT_INPAINT_VAE_REVISION", "beef")
     args = parse_args(["--model", "m"])
     assert (args.revision, args.variant, args.vae_revision) == ("f00d", "fp16", "beef")
+
+
+def test_canvas_flags_default_to_the_native_canvas_with_env_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = parse_args(["--model", "m"])
+    # None: the model's native canvas, resolved once the pipeline is loaded (framing.resolve_canvas).
+    assert (defaults.working_size, defaults.min_crop_size, defaults.canvas_mode) == (None, None, "native")
+    args = parse_args(["--model", "m", "--canvas-mode", "fast", "--working-size", "1024", "--min-crop-size", "512"])
+    assert (args.working_size, args.min_crop_size, args.canvas_mode) == (1024, 512, "fast")
+    monkeypatch.setenv("FACEEDIT_CANVAS_MODE", "fast")
+    monkeypatch.setenv("FACEEDIT_WORKING_SIZE", "768")
+    args = parse_args(["--model", "m"])
+    assert (args.working_size, args.min_crop_size, args.canvas_mode) == (768, None, "fast")
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--working-size", "1020"], ["--min-crop-size", "0"], ["--working-size", "512", "--min-crop-size", "1024"]],
+)
+def test_unusable_canvas_flags_are_refused_in_one_line(flags: list[str], capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--model", "m", *flags])
+    assert "error: --" in capsys.readouterr().err

@@ -89,16 +89,74 @@ def paste_region(photo: np.ndarray, rendered: np.ndarray, mask: np.ndarray, fram
     return out
 
 
-def _round_up(value: int, multiple: int = 64) -> int:
-    return int(math.ceil(value / multiple) * multiple)
+CANVAS_MODES = ("native", "fast")
+# Canvases are multiples of this: the latent is 1/8 of the image and SDXL's UNet halves it twice more.
+CANVAS_MULTIPLE = 64
+
+
+def native_canvas(sample_size: int, vae_scale_factor: int) -> int:
+    """The square canvas a pipeline was trained at: its UNet's latent sample size times the VAE's scale factor
+    (SDXL: 128 x 8 = 1024). Below it SDXL's output visibly degrades; above it, it repeats features."""
+    if sample_size <= 0 or vae_scale_factor <= 0:
+        raise ValueError(f"sample size and VAE scale factor must be positive, got {sample_size}, {vae_scale_factor}")
+    return sample_size * vae_scale_factor
+
+
+def default_min_crop(working_size: int, mode: str) -> int:
+    """The smallest canvas a crop renders at unless set: "native", the working size (every crop gets the model's
+    whole canvas: the most detail); "fast", half of it (at least one CANVAS_MULTIPLE), so small regions render on
+    a quarter of the pixels, ~4x faster, with less detail and below the model's native resolution."""
+    if mode not in CANVAS_MODES:
+        raise ValueError(f"canvas mode must be one of {CANVAS_MODES}, got {mode!r}")
+    if mode == "native":
+        return working_size
+    return min(working_size, max(CANVAS_MULTIPLE, working_size // 2 // 8 * 8))
+
+
+def resolve_canvas(working_size: int | None, min_crop_size: int | None, mode: str, native: int) -> tuple[int, int]:
+    """(working size, smallest crop canvas) from the flags: None means the model's native canvas and the mode's
+    default_min_crop. ValueError when the crop floor exceeds the working size."""
+    working = native if working_size is None else working_size
+    floor = default_min_crop(working, mode) if min_crop_size is None else min_crop_size
+    if not 0 < floor <= working:
+        raise ValueError(f"--min-crop-size {floor} must be positive and at most the working size {working}")
+    return working, floor
+
+
+def canvas_buckets(working_size: int, min_crop_size: int) -> tuple[int, ...]:
+    """Every canvas canvas_size can choose, ascending: the working size, then steps of about half the pixels
+    (side / sqrt 2, to the nearest CANVAS_MULTIPLE) while at least min_crop_size, and min_crop_size itself.
+
+    A fixed short list, so a compiled UNet meets only these shapes and all of them can be warmed at start-up;
+    a crop renders on at most ~2x the pixels its box would need. working_size == min_crop_size: one bucket."""
+    if not 0 < min_crop_size <= working_size:
+        raise ValueError(f"need 0 < min_crop_size <= working_size, got {min_crop_size}, {working_size}")
+    sizes = {working_size, min_crop_size}
+    side = working_size / math.sqrt(2)
+    while True:
+        bucket = round(side / CANVAS_MULTIPLE) * CANVAS_MULTIPLE
+        if bucket <= min_crop_size or bucket < CANVAS_MULTIPLE:
+            break
+        sizes.add(bucket)
+        side /= math.sqrt(2)
+    return tuple(sorted(sizes))
 
 
 def canvas_size(frame: Frame, *, working_size: int, min_crop_size: int) -> int:
-    """The square canvas the pipeline renders a frame at: the working size for a whole frame; for a crop its
-    longer side rounded up to 64, clamped to [min_crop_size, working_size]."""
+    """The square canvas the pipeline renders a frame at: the working size for a whole frame; for a crop the
+    smallest of canvas_buckets(working_size, min_crop_size) that holds its longer side (the working size when
+    none does: larger crops are downsampled to it). Always one of the buckets."""
     if not frame.cropped:
         return working_size
-    return min(working_size, max(min_crop_size, _round_up(max(frame.width, frame.height))))
+    side = max(frame.width, frame.height)
+    return next((b for b in canvas_buckets(working_size, min_crop_size) if b >= side), working_size)
+
+
+def detail_gain(frame: Frame, canvas: int) -> float:
+    """Pixels the region gets in the render per pixel it has in the input: the frame's longer side is scaled onto
+    the canvas, so (canvas / longer side) squared. > 1: the model draws the region with more pixels than the
+    photo has (a lips crop at 1024); < 1: the render is coarser than the photo (a large frame downsampled)."""
+    return (canvas / max(frame.width, frame.height)) ** 2
 
 
 def canvas_inputs(
