@@ -201,5 +201,11 @@ def test_json_logs_have_one_line_per_request_on_each_service(traced_stack: Trace
     (inpaint,) = logged(inpainter_log, rid)
     assert inpaint["method"] == "Inpaint" and inpaint["code"] == "OK" and inpaint["steps"] >= 1
     assert inpaint["denoise_ms"] > 0 and inpaint["duration_ms"] >= inpaint["denoise_ms"]
-    bad = [e for e in _request_lines(orchestrator_log) if e["attributes"] == ["hiar"]]
+
+    def refusals() -> list[dict]:
+        return [e for e in _request_lines(orchestrator_log) if e["attributes"] == ["hiar"]]
+
+    # A failed call's line is written as its status goes out: it may land just after the caller has the status.
+    wait_for(lambda: len(refusals()) > 0, "the refused call's line")
+    bad = refusals()
     assert len(bad) == 1 and bad[0]["code"] == "INVALID_ARGUMENT" and len(bad[0]["request_id"]) == 32
