@@ -9,13 +9,20 @@ by the orchestrator through the same balancing code as a headless Service in Kub
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceedit.devpki import DevPki, write_dev_pki
-from faceedit.parser.launcher import TritonServer, free_port, provider_for_device
+from faceedit.parser.launcher import (
+    TritonServer,
+    free_port,
+    otlp_http_traces_url,
+    provider_for_device,
+    supports_opentelemetry,
+)
 from faceedit.process import ServiceProcess
 
 INPAINTER = "faceedit.v1.Inpainter"
@@ -95,6 +102,9 @@ class StackConfig:
     parser_replicas: int = 1
     inpainter_replicas: int = 1
     secure_dir: Path | None = None  # TLS on every hop, mTLS inside, a bearer token: certificates written here
+    # OpenTelemetry on every service, exported where OTEL_EXPORTER_OTLP_ENDPOINT says (Triton: the same host's
+    # OTLP/HTTP port 4318, when its build can trace).
+    tracing: bool = False
     inpainter_args: list[str] = field(default_factory=list)
     orchestrator_args: list[str] = field(default_factory=list)
     workdir: Path | None = None
@@ -108,6 +118,7 @@ class LocalStack:
         self.inpainters: list[ServiceProcess] = []
         self.orchestrator: ServiceProcess | None = None
         self.pki: DevPki | None = None
+        self.workdir: Path | None = None
 
     @property
     def address(self) -> str:
@@ -145,6 +156,13 @@ class LocalStack:
     def _start_tritons(self, onnx: Path, workdir: Path, log) -> None:
         c = self.config
         provider, device_id = provider_for_device(c.device)
+        trace_url = None
+        if c.tracing:
+            if supports_opentelemetry():
+                trace_url = otlp_http_traces_url(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+                log(f"tracing:      services over OTLP/gRPC per OTEL_EXPORTER_OTLP_ENDPOINT; Triton to {trace_url}")
+            else:
+                log("tracing:      services only: this tritonserver build has no OpenTelemetry tracing")
         for index, port in enumerate(_ports(c.triton_grpc_port, c.parser_replicas, c.host)):
             pki = self.pki
             server = TritonServer(
@@ -158,6 +176,7 @@ class LocalStack:
                 tls_cert=pki.server_cert if pki else None,
                 tls_key=pki.server_key if pki else None,
                 tls_client_ca=pki.ca_cert if pki else None,
+                trace_url=trace_url,
             )
             self.tritons.append(server)
             server.start()
@@ -177,7 +196,7 @@ class LocalStack:
         metrics = _ports(c.inpainter_metrics_port, c.inpainter_replicas, c.host)
         for index, (port, metrics_port) in enumerate(zip(ports, metrics, strict=True)):
             name = "inpainter" if index == 0 else f"inpainter-{index + 1}"
-            extra = [*self._tls_args(mutual=True), *c.inpainter_args]
+            extra = [*self._tls_args(mutual=True), *(["--tracing"] if c.tracing else []), *c.inpainter_args]
             self.inpainters.append(
                 self._service(
                     name, "faceedit.inpainter.server", [*args, *extra], port, INPAINTER, workdir, metrics_port
@@ -201,11 +220,13 @@ class LocalStack:
             args += self._tls_args(mutual=False)  # callers: TLS and a token
             args += ["--downstream-ca", str(pki.ca_cert), "--downstream-cert", str(pki.client_cert)]
             args += ["--downstream-key", str(pki.client_key), "--auth-tokens", str(pki.token_hashes)]
+        if c.tracing:
+            args.append("--tracing")
         return [*args, *c.orchestrator_args]
 
     def start(self, log=print) -> LocalStack:
         c = self.config
-        workdir = Path(c.workdir or tempfile.mkdtemp(prefix="faceedit-stack-"))
+        workdir = self.workdir = Path(c.workdir or tempfile.mkdtemp(prefix="faceedit-stack-"))
         c.models_dir.mkdir(parents=True, exist_ok=True)
         log(f"models: preparing in {c.models_dir}/ ...")
         onnx = ensure_parser_onnx(c.parser_model, c.models_dir, c.parser_revision)
@@ -237,6 +258,16 @@ class LocalStack:
             self.stop()
             raise
         return self
+
+    def metrics_targets(self) -> dict[str, list[str]]:
+        """Every server's /metrics URL by Prometheus job, named as in Kubernetes (the rules and the dashboard
+        filter on these job names)."""
+        targets = {
+            "orchestrator": [self.orchestrator.metrics_url] if self.orchestrator is not None else [],
+            "inpainter": [p.metrics_url for p in self.inpainters],
+            "face-parser": [t.metrics_url for t in self.tritons],
+        }
+        return {job: urls for job, urls in targets.items() if urls}
 
     def children(self) -> dict[str, TritonServer | ServiceProcess]:
         """Every server of the stack by name."""

@@ -8,8 +8,9 @@ import sys
 import threading
 from pathlib import Path
 
+from faceedit.cli.prometheus import LocalPrometheus, PrometheusNotFound, PrometheusStartError, find_binary
 from faceedit.cli.stack import LocalStack, StackConfig
-from faceedit.config import env_flag
+from faceedit.config import env_flag, parse_bool
 
 
 def add_stack_flags(p: argparse.ArgumentParser) -> None:
@@ -109,6 +110,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="TLS on every hop, mTLS between services and a bearer token: writes a throwaway CA, certificates and "
         "a token into this directory (reused while valid); clients take --secure DIR",
     )
+    env_flag(
+        p,
+        "--prometheus",
+        env="FACEEDIT_PROMETHEUS",
+        default=False,
+        type=parse_bool,
+        switch=True,
+        help="also run a local Prometheus (Debian's `prometheus` binary) scraping every server, faceedit's rules "
+        "loaded; its URL is printed",
+    )
+    env_flag(
+        p,
+        "--prometheus-port",
+        env="FACEEDIT_PROMETHEUS_PORT",
+        default=9090,
+        type=int,
+        help="port of --prometheus's web UI and API (0: a free one)",
+    )
+    env_flag(
+        p,
+        "--tracing",
+        env="FACEEDIT_TRACING",
+        default=False,
+        type=parse_bool,
+        switch=True,
+        help="OpenTelemetry tracing on every service, exported to OTEL_EXPORTER_OTLP_ENDPOINT (default "
+        "localhost:4317; Triton sends to the same host's OTLP/HTTP port 4318)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -141,19 +170,40 @@ def run(args: argparse.Namespace) -> int:
         inpainter_replicas=args.inpainter_replicas,
         parser_replicas=args.parser_replicas,
         secure_dir=args.secure,
+        tracing=args.tracing,
     )
     if args.inpainter_replicas < 1 or args.parser_replicas < 1:
         print("faceedit up: --inpainter-replicas and --parser-replicas must be at least 1", file=sys.stderr)
         return 2
+    if args.prometheus:
+        try:
+            find_binary()  # before minutes of model preparation
+        except PrometheusNotFound as exc:
+            print(f"faceedit up: --prometheus: {exc}", file=sys.stderr)
+            return 2
     try:
         stack = LocalStack(config).start(log=lambda line: print(line, flush=True))
     except (RuntimeError, ValueError) as exc:  # a service that cannot start, a checkpoint refused by the export
         print(f"faceedit up: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
+    prometheus = None
     try:
+        if args.prometheus:
+            assert stack.workdir is not None
+            prometheus = LocalPrometheus(
+                stack.metrics_targets(), host=args.host, port=args.prometheus_port, workdir=stack.workdir / "prometheus"
+            )
+            try:
+                prometheus.start()
+            except PrometheusStartError as exc:
+                print(f"faceedit up: --prometheus: {str(exc).splitlines()[0]}", file=sys.stderr)
+                return 1
+            print(f"prometheus:   {prometheus.url}  (jobs {', '.join(stack.metrics_targets())})", flush=True)
         print("faceedit is up; Ctrl-C stops it.", flush=True)
         return supervise(stack, stop)
     finally:
+        if prometheus is not None:
+            prometheus.stop()
         stack.stop()
 
 

@@ -18,8 +18,8 @@ from faceedit.core.imageio import encode_image
 from faceedit.inpainter.config import parse_args
 from faceedit.inpainter.engine import DeadlineExceeded, Engine, Job, NotAdmitted, Result
 from faceedit.inpainter.metrics import Metrics
-from faceedit.inpainter.pipeline import PipelineOptions, load_pipeline
 from faceedit.inpainter.requests import job_from_request
+from faceedit.logs import RequestLog, configure_logging
 from faceedit.messages import to_raw
 from faceedit.serving import (
     CallError,
@@ -33,11 +33,21 @@ from faceedit.serving import (
     stop_event_on_signals,
     stream_events,
 )
+from faceedit.tracing import (
+    configure_tracing,
+    current_trace_id,
+    record_spans,
+    server_interceptors,
+    shutdown_tracing,
+    spans_ending_at,
+)
 from faceedit.v1 import inpainter_pb2, inpainter_pb2_grpc, types_pb2
 from faceedit.workers import WorkerPool
 
 log = logging.getLogger("faceedit.inpainter")
 DESCRIPTOR = inpainter_pb2.DESCRIPTOR.services_by_name["Inpainter"]
+# Set by the orchestrator on its calls (faceedit.orchestrator.flow.REQUEST_ID_METADATA).
+REQUEST_ID_METADATA = "x-request-id"
 
 
 def classify(exc: Exception, method: str) -> Failure:
@@ -94,7 +104,16 @@ class InpainterService(inpainter_pb2_grpc.InpainterServicer):
         self.metrics = metrics
         self.pool = pool
 
-    async def _inpaint(self, request, context, job_hook: Callable[[Job], None] | None = None):
+    @staticmethod
+    def _record(method: str, request, context) -> RequestLog:
+        """The call's log line: the caller's request id (the orchestrator's x-request-id), else the trace id."""
+        given = dict(context.invocation_metadata() or ()).get(REQUEST_ID_METADATA)
+        request_id = str(given)[:128] if given else current_trace_id() or ""
+        return RequestLog(method, request_id, [request.attribute] if request.attribute else [])
+
+    async def _inpaint(
+        self, request, context, job_hook: Callable[[Job], None] | None = None, record: RequestLog | None = None
+    ):
         started = time.monotonic()
         if self.engine is None:
             raise CallError(
@@ -107,36 +126,57 @@ class InpainterService(inpainter_pb2_grpc.InpainterServicer):
         if job_hook is not None:
             job_hook(job)
         result = await self.engine.submit(job)
+        # The pipeline thread holds no span: its queue wait and run are laid on the trace from the engine's clocks.
+        record_spans(
+            spans_ending_at(
+                time.time_ns(),
+                (("queue", result.queue_ms), ("denoise", result.denoise_ms), ("composite", result.composite_ms)),
+            )
+        )
         if result.denoise_ms > 0:
             self.metrics.steps_per_second.set(result.steps_run / (result.denoise_ms / 1000))
-        return await self.pool.run(response_for, job, result, started)
+        response = await self.pool.run(response_for, job, result, started)
+        if record is not None:
+            record.timings = response.timings
+            record.extra["steps"] = result.steps_run
+        return response
 
     async def Inpaint(self, request, context) -> inpainter_pb2.InpaintResponse:
+        record = self._record("Inpaint", request, context)
         return await answer(
-            context, "Inpaint", lambda: self._inpaint(request, context), observe=self.metrics.observe, classify=classify
+            context,
+            "Inpaint",
+            lambda: self._inpaint(request, context, record=record),
+            observe=record.observer(self.metrics.observe),
+            classify=classify,
         )
 
     async def StreamInpaint(self, request, context) -> AsyncIterator[inpainter_pb2.InpaintEvent]:
         loop = asyncio.get_running_loop()
+        record = self._record("StreamInpaint", request, context)
 
         async def work(emit) -> None:
             def hook(job: Job) -> None:
                 # Called on the pipeline thread; the event goes to the loop's thread.
                 job.on_step = lambda *step: loop.call_soon_threadsafe(emit, progress_event(*step))
 
-            response = await self._inpaint(request, context, hook)
+            response = await self._inpaint(request, context, hook, record)
             emit(inpainter_pb2.InpaintEvent(result=response))
 
         events = stream_events(work)
         async for event in answer_stream(
-            context, "StreamInpaint", events, observe=self.metrics.observe, classify=classify
+            context, "StreamInpaint", events, observe=record.observer(self.metrics.observe), classify=classify
         ):
             yield event
 
 
 async def serve(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging(args.log_level, args.log_format, libraries=("transformers", "diffusers"))
+    # Imported once logs are set up: diffusers and transformers log while they load.
+    from faceedit.inpainter.pipeline import PipelineOptions, load_pipeline
+
+    tracer_provider = configure_tracing(args.tracing, "faceedit-inpainter")
     metrics = Metrics(args.queue_size)
     pool = WorkerPool(args.workers)
     service = InpainterService(metrics, pool)
@@ -145,6 +185,7 @@ async def serve(argv: list[str] | None = None) -> None:
         DESCRIPTOR.full_name,
         args,
         metrics.registry,
+        interceptors=server_interceptors(args.tracing),
     )
     log.info(
         "inpainter listening on %s:%d (%s; health port %s, metrics port %s); loading %s",
@@ -205,6 +246,7 @@ async def serve(argv: list[str] | None = None) -> None:
     if service.engine is not None:
         service.engine.close()
     pool.close()
+    shutdown_tracing(tracer_provider)
 
 
 def main(argv: list[str] | None = None) -> None:

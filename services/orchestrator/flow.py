@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 import numpy as np
+from opentelemetry.trace import SpanKind
 
 from faceedit.channels import OffloadedStub
 from faceedit.core.framing import Frame, cut_region, paste_region, plan_frame
@@ -25,6 +26,7 @@ from faceedit.core.viz import colorize
 from faceedit.messages import FORMAT_ENUM, OUTPUT_FORMATS, from_raw, to_raw
 from faceedit.orchestrator.plan import EditPlan, plan_edits
 from faceedit.parser.client import ParserClient
+from faceedit.tracing import TRACER, outgoing_metadata, trace_headers
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import inpainter_pb2, types_pb2
 from faceedit.workers import WorkerPool
@@ -33,6 +35,8 @@ Emit = Callable[[fe.EditFaceEvent], Awaitable[None]]
 
 # Trailers of a downstream error worth handing to the caller (the inpainter's back-off hint when overloaded).
 RETRY_AFTER = "retry-after-ms"
+# The caller's request id travels to the inpainter in this metadata key, so both services' log lines name it.
+REQUEST_ID_METADATA = "x-request-id"
 
 
 class DownstreamError(Exception):
@@ -118,20 +122,32 @@ class EditFlow:
     async def parse(self, image: np.ndarray, deadline: Deadline) -> tuple[np.ndarray, float]:
         """Labels at the image's size, and the parser's own time in ms (the inference round trip: letterboxing and
         mapping back are the orchestrator's work, not the parser's)."""
-        canvas, box = await self.pool.run(self.parser.letterbox, image)
-        started = time.monotonic()
-        (labels,) = await self.parser.infer_raw(canvas[None], timeout_s=deadline.remaining())
-        parse_ms = (time.monotonic() - started) * 1000
-        return await self.pool.run(unletterbox, labels, box, nearest=True), parse_ms
+        with TRACER.start_as_current_span("parse", kind=SpanKind.CLIENT) as span:
+            canvas, box = await self.pool.run(self.parser.letterbox, image)
+            started = time.monotonic()
+            (labels,) = await self.parser.infer_raw(
+                canvas[None], timeout_s=deadline.remaining(), headers=trace_headers()
+            )
+            parse_ms = (time.monotonic() - started) * 1000
+            span.set_attribute("faceedit.parse_ms", parse_ms)
+            return await self.pool.run(unletterbox, labels, box, nearest=True), parse_ms
 
     async def _call_inpainter(
-        self, request: bytes, deadline: Deadline, index: int, started: float, emit: Emit | None
+        self, request: bytes, deadline: Deadline, index: int, started: float, emit: Emit | None, request_id: str
     ) -> inpainter_pb2.InpaintResponse:
+        with TRACER.start_as_current_span("inpaint", kind=SpanKind.CLIENT):
+            return await self._inpainter_call(request, deadline, index, started, emit, request_id)
+
+    async def _inpainter_call(
+        self, request: bytes, deadline: Deadline, index: int, started: float, emit: Emit | None, request_id: str
+    ) -> inpainter_pb2.InpaintResponse:
+        metadata = outgoing_metadata((REQUEST_ID_METADATA, request_id))
         try:
             if emit is None:
-                return await self.inpainter.unary("Inpaint", request, timeout=deadline.remaining())
+                return await self.inpainter.unary("Inpaint", request, timeout=deadline.remaining(), metadata=metadata)
             result = None
-            async for event in self.inpainter.stream("StreamInpaint", request, timeout=deadline.remaining()):
+            stream = self.inpainter.stream("StreamInpaint", request, timeout=deadline.remaining(), metadata=metadata)
+            async for event in stream:
                 if event.HasField("progress"):
                     p = event.progress
                     await emit(
@@ -168,20 +184,23 @@ class EditFlow:
 
         await stage(fe.STAGE_DECODE, 0, False)
         t = time.monotonic()
-        # The whole cascade is checked against the header's size before a pixel is decoded: a bad third edit
-        # must not cost a 50 MP decode, let alone two inpaints.
-        size = await self.pool.run(image_size, request.image.data, max_bytes=self.max_image_bytes)
-        plans = await self.pool.run(plan_edits, request, size)
-        current = await self.decode(request.image.data)
-        if (current.shape[1], current.shape[0]) != size:  # a PNG's late eXIf turned it: check the masks again
-            plans = await self.pool.run(plan_edits, request, (current.shape[1], current.shape[0]))
+        with TRACER.start_as_current_span("decode"):
+            # The whole cascade is checked against the header's size before a pixel is decoded: a bad third edit
+            # must not cost a 50 MP decode, let alone two inpaints.
+            size = await self.pool.run(image_size, request.image.data, max_bytes=self.max_image_bytes)
+            plans = await self.pool.run(plan_edits, request, size)
+            current = await self.decode(request.image.data)
+            if (current.shape[1], current.shape[0]) != size:  # a PNG's late eXIf turned it: check the masks again
+                plans = await self.pool.run(plan_edits, request, (current.shape[1], current.shape[0]))
         totals.decode_ms = (time.monotonic() - t) * 1000
         await stage(fe.STAGE_DECODE, 0, True)
 
         steps = []
         for plan in plans:
             last = plan.index == len(plans) - 1
-            step, current = await self._edit(plan, current, request.return_masks, last, deadline, started, stage, emit)
+            step, current = await self._edit(
+                plan, current, request.return_masks, last, deadline, started, stage, emit, request.request_id
+            )
             steps.append(step)
             for name in ("parse_ms", "mask_ms", "inpaint_ms", "composite_ms", "queue_ms", "denoise_ms", "encode_ms"):
                 setattr(totals, name, getattr(totals, name) + getattr(step.timings, name))
@@ -192,7 +211,8 @@ class EditFlow:
         t = time.monotonic()
         fmt = OUTPUT_FORMATS[request.output_format]
         quality = request.output_quality if request.HasField("output_quality") else 95
-        image = await self.pool.run(encoded, current, fmt, quality)
+        with TRACER.start_as_current_span("encode"):
+            image = await self.pool.run(encoded, current, fmt, quality)
         totals.encode_ms += (time.monotonic() - t) * 1000
         await stage(fe.STAGE_ENCODE, 0, True)
         totals.total_ms = (time.monotonic() - started) * 1000
@@ -244,6 +264,7 @@ class EditFlow:
         started: float,
         stage,
         emit: Emit | None,
+        request_id: str,
     ) -> tuple[fe.EditStepResult, np.ndarray]:
         timings = types_pb2.StageTimings()
         t0 = time.monotonic()
@@ -252,23 +273,25 @@ class EditFlow:
         await stage(fe.STAGE_PARSE, plan.index, True)
         await stage(fe.STAGE_MASK, plan.index, False)
         t1 = time.monotonic()
-        mask = await self.pool.run(
-            build_mask, labels, plan.class_ids, plan.spec, extra=plan.extra_mask, attribute=plan.region
-        )
+        with TRACER.start_as_current_span("mask", attributes={"faceedit.attribute": plan.attribute}):
+            mask = await self.pool.run(
+                build_mask, labels, plan.class_ids, plan.spec, extra=plan.extra_mask, attribute=plan.region
+            )
         timings.mask_ms = (time.monotonic() - t1) * 1000
         await stage(fe.STAGE_MASK, plan.index, True)
         frame = await self.pool.run(plan_frame, mask, plan.frame_mode, padding=plan.knobs.crop_padding)
         request = await self.pool.run(self._region_request, plan, current, mask, frame)
         await stage(fe.STAGE_INPAINT, plan.index, False)
         t2 = time.monotonic()
-        response = await self._call_inpainter(request, deadline, plan.index, started, emit)
+        response = await self._call_inpainter(request, deadline, plan.index, started, emit, request_id)
         timings.inpaint_ms = (time.monotonic() - t2) * 1000
         del request  # the region's pixels are not needed past the hop
         await stage(fe.STAGE_INPAINT, plan.index, True)
         await stage(fe.STAGE_COMPOSITE, plan.index, False)
         t3 = time.monotonic()
         rendered = from_raw(response.image, channels=3, name="inpainter result")
-        edited = await self.pool.run(paste_region, current, rendered, mask, frame)
+        with TRACER.start_as_current_span("composite"):
+            edited = await self.pool.run(paste_region, current, rendered, mask, frame)
         timings.composite_ms = (time.monotonic() - t3) * 1000
         await stage(fe.STAGE_COMPOSITE, plan.index, True)
         timings.queue_ms = response.timings.queue_ms
@@ -295,7 +318,8 @@ class EditFlow:
             ]
             if not last:
                 parts.append(self.pool.run(encoded, edited))
-            images = await asyncio.gather(*parts)
+            with TRACER.start_as_current_span("encode"):
+                images = await asyncio.gather(*parts)
             for name, image in zip(("mask", "labels", "parse_map", "image"), images, strict=False):
                 getattr(step, name).CopyFrom(image)
             timings.encode_ms = (time.monotonic() - t4) * 1000

@@ -15,6 +15,7 @@ from typing import TypeVar
 import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry import trace
 
 from faceedit.auth import BearerAuthInterceptor, TokenStore
 from faceedit.channels import INPAINTER_SERVICE, OffloadedStub, dial
@@ -22,6 +23,7 @@ from faceedit.core.knobs import DEFAULT_GUIDANCE, DEFAULT_SEED, DEFAULT_STEPS
 from faceedit.core.prompts import BASE_NEGATIVE, NEGATIVE_VOCABULARY
 from faceedit.core.taxonomy import ATTRIBUTES, CLASS_NAMES, default_strength
 from faceedit.core.viz import colorize, coverage_by_class
+from faceedit.logs import RequestLog, configure_logging
 from faceedit.orchestrator.config import parse_args
 from faceedit.orchestrator.flow import Deadline, DownstreamError, EditFlow, encoded
 from faceedit.orchestrator.metrics import Metrics
@@ -40,6 +42,13 @@ from faceedit.serving import (
     stream_events,
 )
 from faceedit.tls import channel_tls
+from faceedit.tracing import (
+    REQUEST_ID_ATTRIBUTE,
+    configure_tracing,
+    current_trace_id,
+    server_interceptors,
+    shutdown_tracing,
+)
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, inpainter_pb2
 from faceedit.workers import WorkerPool
@@ -87,6 +96,16 @@ class Admission:
             self._on_change(self.in_flight)
 
 
+def edited_regions(request: fe.EditFaceRequest) -> list[str]:
+    """What each edit of a request asks to change, for its log line: the attribute, else the mask's classes
+    joined by '+'. Caller-supplied text, so cut short and kept printable (a text log line stays one line)."""
+    regions = []
+    for edit in request.edits:
+        name = edit.attribute or "+".join(str(c) for c in edit.mask.classes) or "?"
+        regions.append("".join(c if c.isprintable() else "?" for c in name[:64]))
+    return regions
+
+
 def parse_response(labels: np.ndarray) -> fe.ParseFaceResponse:
     rows = coverage_by_class(labels)
     present = {class_id for class_id, *_ in rows}
@@ -104,29 +123,40 @@ class FaceEditorService(face_editor_pb2_grpc.FaceEditorServicer):
         self.metrics = metrics
         self.admission = admission
 
-    def _answer(self, context, method: str, work: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+    def _answer(self, context, method: str, work: Callable[[], Awaitable[T]], record: RequestLog) -> Awaitable[T]:
         return answer(
-            context, method, lambda: self.admission.run(work), observe=self.metrics.observe, classify=classify
+            context,
+            method,
+            lambda: self.admission.run(work),
+            observe=record.observer(self.metrics.observe),
+            classify=classify,
         )
 
     @staticmethod
     def _with_id(request: fe.EditFaceRequest) -> fe.EditFaceRequest:
-        if not request.request_id:
-            request.request_id = uuid.uuid4().hex
+        """A caller's request_id is kept (and recorded on the trace); an empty one becomes the trace's id when
+        tracing is on, so a response or log line leads straight to its trace, else a random uuid4 hex."""
+        if request.request_id:
+            trace.get_current_span().set_attribute(REQUEST_ID_ATTRIBUTE, request.request_id)
+        else:
+            request.request_id = current_trace_id() or uuid.uuid4().hex
         return request
 
     async def EditFace(self, request, context) -> fe.EditFaceResponse:
         request = self._with_id(request)
+        record = RequestLog("EditFace", request.request_id, edited_regions(request))
 
         async def work() -> fe.EditFaceResponse:
             response = await self.flow.run(request, context.time_remaining())
             self.metrics.observe_stages(response)
+            record.timings = response.timings
             return response
 
-        return await self._answer(context, "EditFace", work)
+        return await self._answer(context, "EditFace", work, record)
 
     async def StreamEditFace(self, request, context) -> AsyncIterator[fe.EditFaceEvent]:
         request = self._with_id(request)
+        record = RequestLog("StreamEditFace", request.request_id, edited_regions(request))
 
         async def work(emit) -> None:
             async def send(event: fe.EditFaceEvent) -> None:
@@ -135,17 +165,20 @@ class FaceEditorService(face_editor_pb2_grpc.FaceEditorServicer):
             async def edit() -> None:
                 response = await self.flow.run(request, context.time_remaining(), send)
                 self.metrics.observe_stages(response)
+                record.timings = response.timings
                 emit(fe.EditFaceEvent(result=response))
 
             await self.admission.run(edit)
 
         events = stream_events(work)
         async for event in answer_stream(
-            context, "StreamEditFace", events, observe=self.metrics.observe, classify=classify
+            context, "StreamEditFace", events, observe=record.observer(self.metrics.observe), classify=classify
         ):
             yield event
 
     async def ParseFace(self, request, context) -> fe.ParseFaceResponse:
+        record = RequestLog("ParseFace", current_trace_id() or uuid.uuid4().hex)
+
         async def work() -> fe.ParseFaceResponse:
             started = time.monotonic()
             image = await self.flow.decode(request.image.data)
@@ -158,9 +191,10 @@ class FaceEditorService(face_editor_pb2_grpc.FaceEditorServicer):
             response.timings.parse_ms = parse_ms
             response.timings.encode_ms = (time.monotonic() - parsed) * 1000
             response.timings.total_ms = (time.monotonic() - started) * 1000
+            record.timings = response.timings
             return response
 
-        return await self._answer(context, "ParseFace", work)
+        return await self._answer(context, "ParseFace", work, record)
 
     async def ListAttributes(self, request, context) -> fe.ListAttributesResponse:
         return fe.ListAttributesResponse(
@@ -218,7 +252,8 @@ def authentication(args, metrics: Metrics) -> list[grpc.aio.ServerInterceptor]:
 
 async def serve(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging(args.log_level, args.log_format)
+    tracer_provider = configure_tracing(args.tracing, "faceedit-orchestrator")
     downstream = channel_tls(args.downstream_ca, args.downstream_cert, args.downstream_key)
     parser = ParserClient(
         args.parser_url,
@@ -253,7 +288,7 @@ async def serve(argv: list[str] | None = None) -> None:
         DESCRIPTOR.full_name,
         args,
         metrics.registry,
-        interceptors=authentication(args, metrics),
+        interceptors=[*server_interceptors(args.tracing), *authentication(args, metrics)],
     )
     log.info(
         "orchestrator listening on %s:%d (%s; health port %s, metrics %s); parser %s, inpainter %s",
@@ -274,6 +309,7 @@ async def serve(argv: list[str] | None = None) -> None:
     await parser.close()
     await channel.close()
     pool.close()
+    shutdown_tracing(tracer_provider)
 
 
 def main(argv: list[str] | None = None) -> None:

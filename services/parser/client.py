@@ -46,8 +46,11 @@ class ParserClient:
         is shrunk by a whole factor first: the parser sees 512 pixels either way, 3x sooner."""
         return letterbox(image, self.input_size, coarse=True)
 
-    async def infer_raw(self, batch: np.ndarray, *, timeout_s: float | None = None) -> np.ndarray:
-        """[N,H,W,3] uint8 -> [N,H,W] uint8 labels (UNAVAILABLE is retried by the channel inside the deadline)."""
+    async def infer_raw(
+        self, batch: np.ndarray, *, timeout_s: float | None = None, headers: dict[str, str] | None = None
+    ) -> np.ndarray:
+        """[N,H,W,3] uint8 -> [N,H,W] uint8 labels (UNAVAILABLE is retried by the channel inside the deadline).
+        headers go out as the call's gRPC metadata (a W3C traceparent continues the trace in Triton)."""
         if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[3] != 3:
             raise ParserError(f"the parser takes uint8 [N,H,W,3] images, got {batch.dtype} {list(batch.shape)}")
         tensor = triton.InferInput("image", list(batch.shape), "UINT8")
@@ -59,6 +62,7 @@ class ParserClient:
                 [tensor],
                 outputs=[triton.InferRequestedOutput("labels")],
                 client_timeout=self.timeout_s if timeout_s is None else timeout_s,
+                headers=headers,
             )
         except InferenceServerException as exc:
             failure = self._classify(exc)

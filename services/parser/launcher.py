@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -107,6 +108,45 @@ def grpc_flags(server: TritonServer) -> list[str]:
     return flags
 
 
+def trace_flags(url: str | None, service_name: str = "face-parser") -> list[str]:
+    """tritonserver's OpenTelemetry flags: every request traced (rate 1; the caller's sampling decided already)
+    with its timestamps, exported over OTLP/HTTP (Triton's exporter speaks no OTLP/gRPC) to url. Its batch
+    processor follows OTEL_BSP_* from the environment. None: no flags, tracing off."""
+    if url is None:
+        return []
+    return [
+        "--trace-config=mode=opentelemetry",
+        "--trace-config=rate=1",
+        "--trace-config=level=TIMESTAMPS",
+        f"--trace-config=opentelemetry,url={url}",
+        f"--trace-config=opentelemetry,resource=service.name={service_name}",
+    ]
+
+
+def otlp_http_traces_url(grpc_endpoint: str | None) -> str:
+    """Where Triton should send spans, given the OTLP/gRPC endpoint the services use (OTEL_EXPORTER_OTLP_ENDPOINT,
+    default localhost:4317): the same collector's OTLP/HTTP port, 4318, path /v1/traces (collectors and Jaeger
+    listen on both by default)."""
+    endpoint = grpc_endpoint or "http://localhost:4317"
+    if "://" not in endpoint:
+        endpoint = f"http://{endpoint}"
+    parts = urllib.parse.urlsplit(endpoint)
+    host = parts.hostname or "localhost"
+    host = f"[{host}]" if ":" in host else host
+    scheme = "https" if parts.scheme == "https" else "http"
+    return f"{scheme}://{host}:4318/v1/traces"
+
+
+def supports_opentelemetry(triton_venv: Path | None = None) -> bool:
+    """Whether the tritonserver in triton_venv (default: FACEEDIT_TRITON_VENV) was built with OpenTelemetry
+    tracing: its --help then offers the "opentelemetry" trace mode."""
+    site = _site_packages(triton_venv or default_triton_venv())
+    env = {**os.environ, "LD_LIBRARY_PATH": f"{site / 'nvidia_pytriton.libs'}:{os.environ.get('LD_LIBRARY_PATH', '')}"}
+    binary = site / "pytriton" / "tritonserver" / "bin" / "tritonserver"
+    result = subprocess.run([str(binary), "--help"], capture_output=True, text=True, env=env, timeout=60)
+    return '"opentelemetry" mode' in result.stdout + result.stderr
+
+
 def provider_from_log(log: str) -> str | None:
     """The onnxruntime provider model.py reported (first instance), or None if it has not said yet."""
     for line in log.splitlines():
@@ -158,6 +198,10 @@ class TritonServer:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
+    # OpenTelemetry: export every inference's spans over OTLP/HTTP to this URL (http://host:4318/v1/traces),
+    # continuing the caller's trace from its traceparent metadata. None: no tracing.
+    trace_url: str | None = None
+    trace_service_name: str = "face-parser"
     workdir: Path | None = None
     process: subprocess.Popen | None = field(default=None, init=False)
 
@@ -241,6 +285,7 @@ class TritonServer:
             "--exit-timeout-secs=5",
             "--strict-readiness=true",
             *grpc_flags(self),
+            *trace_flags(self.trace_url, self.trace_service_name),
         ]
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(

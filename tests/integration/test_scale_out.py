@@ -9,6 +9,8 @@ import re
 import signal
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +23,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from faceedit.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, channel_options, dial
+from faceedit.cli.prometheus import LocalPrometheus
 from faceedit.core.imageio import encode_image
 from faceedit.parser.launcher import TritonServer, free_port
 from faceedit.process import ServiceProcess, health_status
@@ -215,6 +218,8 @@ def test_connections_age_out_and_the_client_reconnects_without_a_failed_call() -
 def test_up_serves_replicas_and_exits_when_one_dies(
     parser_model: Path, tiny_inpaint_model: Path, tmp_path: Path
 ) -> None:
+    """... with a local Prometheus (--prometheus) scraping every replica under the job names the rules use, and
+    stopped with the stack."""
     import subprocess
 
     models = tmp_path / "models"
@@ -225,7 +230,8 @@ def test_up_serves_replicas_and_exits_when_one_dies(
     up = subprocess.Popen(
         [*FACEEDIT, "up", "--models-dir", str(models), "--port", str(port), "--triton-grpc-port", "0",
          "--inpainter-port", "0", "--metrics-port", "0", "--inpainter-metrics-port", "0", "--working-size", "128",
-         "--parser-size", "128", "--inpainter-replicas", "2", "--parser-replicas", "2"],
+         "--parser-size", "128", "--inpainter-replicas", "2", "--parser-replicas", "2", "--prometheus",
+         "--prometheus-port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -236,6 +242,10 @@ def test_up_serves_replicas_and_exits_when_one_dies(
             lines.append(line)
         inpainters = [line.split()[1] for line in lines if line.startswith("inpainter:")]
         assert len(inpainters) == 2 and sum(line.startswith("parser:") for line in lines) == 2
+        (prometheus_url,) = [line.split()[1] for line in lines if line.startswith("prometheus:")]
+        prometheus = LocalPrometheus({}, port=int(prometheus_url.rpartition(":")[2]))  # a client of up's own
+        scraped = prometheus.wait_for("up == 1", until=lambda result: len(result) == 5)
+        assert Counter(r["metric"]["job"] for r in scraped) == {"orchestrator": 1, "inpainter": 2, "face-parser": 2}
         assert _load(f"127.0.0.1:{port}", 4, 2, steps=2) == Counter({"OK": 4})
         victim_port = inpainters[1].rpartition(":")[2]
         found = subprocess.run(
@@ -244,6 +254,8 @@ def test_up_serves_replicas_and_exits_when_one_dies(
         os.kill(int(found.stdout.split()[0]), signal.SIGKILL)
         assert up.wait(timeout=60) == 1
         assert "inpainter-2 exited with -9; stopping the stack" in up.stderr.read()
+        with pytest.raises(urllib.error.URLError):  # Prometheus went with the stack
+            urllib.request.urlopen(f"{prometheus_url}/-/ready", timeout=5)
     finally:
         if up.poll() is None:
             up.send_signal(signal.SIGTERM)

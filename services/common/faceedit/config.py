@@ -7,6 +7,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+
 
 def env_flag(
     parser: argparse.ArgumentParser,
@@ -18,8 +21,10 @@ def env_flag(
     help: str,
     required: bool = False,
     choices: list[str] | None = None,
+    switch: bool = False,
 ) -> None:
-    """Add `flag`, taking its default from `env` when that variable is set.
+    """Add `flag`, taking its default from `env` when that variable is set. switch=True (boolean flags): the flag
+    alone means true, and it still takes a value (`--tracing`, `--tracing false`).
 
     A malformed env value fails fast with the variable's name, instead of surfacing later as a confusing error.
     """
@@ -31,6 +36,7 @@ def env_flag(
             parser.error(f"environment variable {env}={raw!r} is invalid for {flag}: {exc}")
         required = False
     shown = "" if default is None else f", default {default!r}"
+    extra: dict[str, Any] = {"nargs": "?", "const": True} if switch else {}
     parser.add_argument(
         flag,
         default=default,
@@ -38,12 +44,13 @@ def env_flag(
         required=required,
         choices=choices,
         help=f"{help} (env {env}{shown})",
+        **extra,
     )
 
 
 def server_flags(parser: argparse.ArgumentParser, *, port: int, metrics_port: int) -> None:
     """The flags and env vars every gRPC service shares: where it listens, TLS, probes, connection ageing,
-    draining, its metrics and its worker pool."""
+    draining, its metrics, its worker pool, its logs and tracing."""
     env_flag(parser, "--host", env="FACEEDIT_HOST", default="127.0.0.1", help="address to bind (0.0.0.0 in containers)")
     env_flag(parser, "--port", env="FACEEDIT_PORT", default=port, type=int, help="gRPC port (0 picks a free one)")
     env_flag(
@@ -125,6 +132,34 @@ def server_flags(parser: argparse.ArgumentParser, *, port: int, metrics_port: in
         type=int,
         help="threads for CPU work (decode, resize, masks, composite, encode), off the event loop",
     )
+    env_flag(
+        parser,
+        "--log-level",
+        env="FACEEDIT_LOG_LEVEL",
+        default="info",
+        type=str.lower,
+        choices=list(LOG_LEVELS),
+        help="least severe log records written",
+    )
+    env_flag(
+        parser,
+        "--log-format",
+        env="FACEEDIT_LOG_FORMAT",
+        default="text",
+        type=str.lower,
+        choices=list(LOG_FORMATS),
+        help="text (for people) or json (one object per line, for log collectors)",
+    )
+    env_flag(
+        parser,
+        "--tracing",
+        env="FACEEDIT_TRACING",
+        default=False,
+        type=parse_bool,
+        switch=True,
+        help="OpenTelemetry tracing, exported over OTLP/gRPC as the standard OTEL_* variables say "
+        "(OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME, ...)",
+    )
 
 
 def check_server_flags(args: argparse.Namespace) -> str | None:
@@ -143,6 +178,11 @@ def check_server_flags(args: argparse.Namespace) -> str | None:
             return f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}"
     if args.workers < 1:
         return f"--workers must be at least 1, got {args.workers}"
+    # argparse checks choices on the command line only, not on a default taken from the environment.
+    if args.log_level not in LOG_LEVELS:
+        return f"--log-level (FACEEDIT_LOG_LEVEL) must be one of {', '.join(LOG_LEVELS)}, got {args.log_level!r}"
+    if args.log_format not in LOG_FORMATS:
+        return f"--log-format (FACEEDIT_LOG_FORMAT) must be one of {', '.join(LOG_FORMATS)}, got {args.log_format!r}"
     return None
 
 
