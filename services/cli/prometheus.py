@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceedit.parser.launcher import free_port
-from faceedit.process import dies_with_parent, terminate
+from faceedit.process import dies_with_parent, log_tail, terminate
 
 DEBIAN_PACKAGE = "prometheus"
 # deploy/prometheus of the checkout this module runs from (editable installs and the repository itself).
@@ -171,10 +171,7 @@ class LocalPrometheus:
         raise PrometheusStartError(f"prometheus was not ready within {self.ready_timeout_s:.0f}s:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines)
 
     def _api(self, path: str, **params: str) -> object:
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
