@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import grpc
+
 from faceedit.cli import bench, commands, demo, evaluate, up
 from faceedit.cli.argtypes import UsageError
 from faceedit.core.errors import FaceEditError
@@ -27,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, FaceEditError) as exc:
         print(f"faceedit: {exc}", file=sys.stderr)
         return 2
+    except grpc.RpcError as exc:  # a call outside a command's own handling, e.g. bench's ParseFace probe
+        print(f"faceedit: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
     except OSError as exc:  # writing an output: a full disk, a read-only directory
         print(f"faceedit: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from faceedit.parser.launcher import TritonServer
+from faceedit.parser.launcher import TritonServer, free_port
 from faceedit.process import ServiceProcess
 from tests.helpers import run_faceedit
 
@@ -105,3 +105,9 @@ def test_compare_overhead_against_a_running_stack(editor_stack: ServiceProcess, 
     assert report["output_format"] == report["input_format"] == "jpeg" and "96x96 jpeg -> jpeg" in result.stdout
     assert 0 < report["overhead_p50_ms"] < report["e2e_p50_ms"]
     assert report["overhead_fraction"] == report["overhead_p50_ms"] / report["e2e_p50_ms"]
+
+
+def test_bench_against_nothing_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    result = run_faceedit("bench", "--server", f"127.0.0.1:{free_port()}", "--requests", "1", "--out", str(tmp_path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("faceedit: UNAVAILABLE: "), result.stderr
