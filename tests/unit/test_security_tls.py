@@ -268,15 +268,6 @@ def test_client_file_combinations(pki: DevPki) -> None:
     assert "BEGIN" not in repr(mutual)  # key material stays out of logs
 
 
-def test_channel_tls_notices_changed_files(pki: DevPki, tmp_path: Path) -> None:
-    ca = tmp_path / "ca.crt"
-    shutil.copyfile(pki.ca_cert, ca)
-    tls = ChannelTls.from_files(ca)
-    assert not tls.changed()
-    ca.write_bytes(pki.ca_cert.read_bytes() + b"\n")
-    assert tls.changed()
-
-
 def test_load_key_pair_accepts_a_chain_file(pki: DevPki, tmp_path: Path) -> None:
     """cert-manager's tls.crt holds the leaf followed by its issuers."""
     chain = tmp_path / "chain.crt"

@@ -25,6 +25,8 @@ from typing import Any
 
 import grpc
 
+from faceedit.filestate import file_signature
+
 log = logging.getLogger("faceedit.auth")
 
 METADATA_KEY = "authorization"
@@ -82,15 +84,6 @@ def _read(path: Path) -> tuple[bytes, ...]:
     return parse_token_hashes(text, str(path))
 
 
-def _signature(path: Path) -> tuple[int, int, int, int] | None:
-    """What changes when the file is rewritten or a Kubernetes Secret volume swaps its ..data link."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
-
-
 class TokenStore:
     """The accepted token hashes, reloaded from path when the file changes.
 
@@ -112,7 +105,7 @@ class TokenStore:
         self.check_interval = check_interval
         self._clock = clock
         self._lock = threading.Lock()
-        self._signature = _signature(self.path)
+        self._signature = file_signature(self.path)
         self._digests = _read(self.path)
         if not self._digests:
             raise TokenFileError(f"token file {self.path} holds no token hash; every call would be refused")
@@ -139,7 +132,7 @@ class TokenStore:
             return False
         with self._lock:
             self._checked = now
-            signature = _signature(self.path)
+            signature = file_signature(self.path)
             if signature == self._signature:
                 return False
             self._signature = signature  # a broken file is reported once, then retried when it changes again

@@ -10,9 +10,8 @@ consistent again. cert-manager's Secret volumes swap all files at once (an atomi
 --max-connection-age makes long-lived client connections re-handshake, so no restart is ever needed.
 
 Clients: gRPC Python has no reloading channel credentials, so the CA and client certificate a channel was
-built with stay in use until the channel is rebuilt. ChannelTls.changed() says when the files differ from
-what was loaded; a process that never rebuilds its channels picks a rotated client certificate up at its next
-restart (cert-manager renews at 2/3 of the lifetime, so the old one stays valid for the remaining third).
+built with stay in use until the channel is rebuilt; faceedit's processes pick a rotated client certificate up at
+their next restart (cert-manager renews at 2/3 of the lifetime, so the old one stays valid for the remaining third).
 """
 
 from __future__ import annotations
@@ -31,6 +30,8 @@ import grpc
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+
+from faceedit.filestate import file_signature
 
 log = logging.getLogger("faceedit.tls")
 
@@ -102,16 +103,7 @@ def load_ca(path: PathLike, what: str = "CA certificate") -> bytes:
 
 
 def _signature(paths: Sequence[Path]) -> tuple[tuple[int, int, int, int] | None, ...]:
-    """Changes whenever one of the files is rewritten, replaced or swapped under a Secret volume's symlink."""
-    out = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError:
-            out.append(None)
-        else:
-            out.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
-    return tuple(out)
+    return tuple(file_signature(path) for path in paths)
 
 
 @dataclass(frozen=True)
@@ -211,7 +203,6 @@ class ChannelTls:
     certificate_chain: bytes | None = field(repr=False)
     private_key: bytes | None = field(repr=False)
     server_name: str | None = None
-    _signature: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
     def from_files(
@@ -226,7 +217,6 @@ class ChannelTls:
         chain = private = None
         if cert is not None and key is not None:
             chain, private = load_key_pair(cert, key)
-        paths = [Path(p) for p in (ca, cert, key) if p is not None]
         return cls(
             ca_path=Path(ca),
             cert_path=Path(cert) if cert is not None else None,
@@ -235,7 +225,6 @@ class ChannelTls:
             certificate_chain=chain,
             private_key=private,
             server_name=server_name,
-            _signature=_signature(paths),
         )
 
     @property
@@ -259,11 +248,6 @@ class ChannelTls:
         credentials as they are; its ssl=True path would re-read the files itself. server_name, if any, must go
         into its channel_args with options()."""
         return {"creds": self.credentials()}
-
-    def changed(self) -> bool:
-        """Whether the CA, certificate or key file changed since this was loaded (rebuild the channel to use them)."""
-        paths = [p for p in (self.ca_path, self.cert_path, self.key_path) if p is not None]
-        return _signature(paths) != self._signature
 
 
 def channel_tls(
