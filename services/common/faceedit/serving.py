@@ -74,6 +74,13 @@ def classify_core(exc: Exception, method: str) -> Failure:
 Observe = Callable[[str, str, float], None]
 
 
+async def _abort(context: grpc.aio.ServicerContext, failure: Failure) -> None:
+    """End the call with failure's status, message and trailers (context.abort raises)."""
+    if failure.trailers:
+        context.set_trailing_metadata(failure.trailers)
+    await context.abort(failure.code, failure.message)
+
+
 async def answer(
     context: grpc.aio.ServicerContext,
     method: str,
@@ -100,9 +107,7 @@ async def answer(
         except Exception as exc:
             failure = classify(exc, method)
         code = failure.code
-        if failure.trailers:
-            context.set_trailing_metadata(failure.trailers)
-        await context.abort(failure.code, failure.message)
+        await _abort(context, failure)
         raise AssertionError("unreachable: context.abort raises")
     finally:
         observe(method, code.name, time.monotonic() - started)
@@ -136,9 +141,7 @@ async def answer_stream(
         except Exception as exc:
             failure = classify(exc, method)
         code = failure.code
-        if failure.trailers:
-            context.set_trailing_metadata(failure.trailers)
-        await context.abort(failure.code, failure.message)
+        await _abort(context, failure)
     finally:
         observe(method, code.name, time.monotonic() - started)
 
