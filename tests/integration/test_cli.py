@@ -75,13 +75,7 @@ def test_edit_reports_errors_with_their_status(
     assert "INVALID_ARGUMENT" in result.stderr and "Did you mean 'hair'" in result.stderr
 
 
-def test_up_serves_the_stack_and_stops_it_on_sigterm(
-    parser_model: Path, tiny_inpaint_model: Path, tmp_path: Path
-) -> None:
-    models = tmp_path / "models"
-    models.mkdir()
-    (models / "parser-tiny.onnx").symlink_to(parser_model)  # reuse the session's models instead of rebuilding
-    (models / "inpaint-tiny").symlink_to(tiny_inpaint_model)
+def test_up_serves_the_stack_and_stops_it_on_sigterm(models_dir: Path, tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("port", "triton", "inpainter", "metrics", "inpainter_metrics")}
     log = tmp_path / "up.log"
     with log.open("wb") as out:
@@ -90,7 +84,7 @@ def test_up_serves_the_stack_and_stops_it_on_sigterm(
                 *FACEEDIT,
                 "up",
                 "--models-dir",
-                str(models),
+                str(models_dir),
                 "--working-size",
                 "128",
                 "--parser-size",

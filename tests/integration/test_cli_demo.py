@@ -13,15 +13,9 @@ from faceedit.process import health_status
 from tests.helpers import run_faceedit
 
 
-def test_demo_runs_the_cascade_on_the_astronaut_and_stops_its_stack(
-    parser_model: Path, tiny_inpaint_model: Path, tmp_path: Path
-) -> None:
-    models = tmp_path / "models"
-    models.mkdir()
-    (models / "parser-tiny.onnx").symlink_to(parser_model)  # the session's models instead of rebuilding them
-    (models / "inpaint-tiny").symlink_to(tiny_inpaint_model)
+def test_demo_runs_the_cascade_on_the_astronaut_and_stops_its_stack(models_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    argv = ["demo", "--out", str(out), "--models-dir", str(models), "--steps", "2"]
+    argv = ["demo", "--out", str(out), "--models-dir", str(models_dir), "--steps", "2"]
     result = run_faceedit(*argv, "--working-size", "128", "--parser-size", "128")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "TINY RANDOM models" in result.stdout and "--inpaint-model" in result.stdout  # says what it is

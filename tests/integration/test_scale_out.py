@@ -215,20 +215,14 @@ def test_connections_age_out_and_the_client_reconnects_without_a_failed_call() -
     assert failures == 0 and len(peers) >= 3, peers
 
 
-def test_up_serves_replicas_and_exits_when_one_dies(
-    parser_model: Path, tiny_inpaint_model: Path, tmp_path: Path
-) -> None:
+def test_up_serves_replicas_and_exits_when_one_dies(models_dir: Path, tmp_path: Path) -> None:
     """... with a local Prometheus (--prometheus) scraping every replica under the job names the rules use, and
     stopped with the stack."""
     import subprocess
 
-    models = tmp_path / "models"
-    models.mkdir()
-    (models / "parser-tiny.onnx").symlink_to(parser_model)
-    (models / "inpaint-tiny").symlink_to(tiny_inpaint_model)
     port = free_port()
     up = subprocess.Popen(
-        [*FACEEDIT, "up", "--models-dir", str(models), "--port", str(port), "--triton-grpc-port", "0",
+        [*FACEEDIT, "up", "--models-dir", str(models_dir), "--port", str(port), "--triton-grpc-port", "0",
          "--inpainter-port", "0", "--metrics-port", "0", "--inpainter-metrics-port", "0", "--working-size", "128",
          "--parser-size", "128", "--inpainter-replicas", "2", "--parser-replicas", "2", "--prometheus",
          "--prometheus-port", "0"],

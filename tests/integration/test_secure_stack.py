@@ -40,16 +40,10 @@ def _total(url: str, name: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def secure(
-    parser_model: Path, tiny_inpaint_model: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LocalStack]:
+def secure(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     root = tmp_path_factory.mktemp("secure")
-    models = root / "models"
-    models.mkdir()
-    (models / "parser-tiny.onnx").symlink_to(parser_model)
-    (models / "inpaint-tiny").symlink_to(tiny_inpaint_model)
     config = StackConfig(
-        models_dir=models, port=free_port(), parser_size=128, working_size=128, secure_dir=root / "pki",
+        models_dir=models_dir, port=free_port(), parser_size=128, working_size=128, secure_dir=root / "pki",
         workdir=root / "logs", ready_timeout_s=180,
     )  # fmt: skip
     stack = LocalStack(config).start(log=lambda line: None)

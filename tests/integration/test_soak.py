@@ -9,17 +9,11 @@ from faceedit.bench.soak import growth
 from tests.helpers import run_faceedit
 
 
-def test_memory_does_not_grow_under_repeated_overload(
-    parser_model: Path, tiny_inpaint_model: Path, tmp_path: Path
-) -> None:
-    models = tmp_path / "models"
-    models.mkdir()
-    (models / "parser-tiny.onnx").symlink_to(parser_model)  # the session's models instead of rebuilding them
-    (models / "inpaint-tiny").symlink_to(tiny_inpaint_model)
+def test_memory_does_not_grow_under_repeated_overload(models_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "soak"
     result = run_faceedit(
         "bench", "soak", "--rounds", "4", "--round-seconds", "6", "--concurrency", "16", "--size", "512",
-        "--steps", "4", "--models-dir", str(models), "--working-size", "128", "--parser-size", "128",
+        "--steps", "4", "--models-dir", str(models_dir), "--working-size", "128", "--parser-size", "128",
         "--out", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr

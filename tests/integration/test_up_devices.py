@@ -9,14 +9,10 @@ from tests.helpers import run_faceedit
 
 
 def test_up_with_cuda_and_no_onnxruntime_gpu_fails_in_one_line_naming_what_to_install(
-    parser_model: Path, tiny_inpaint_model: Path, tmp_path: Path
+    models_dir: Path, tmp_path: Path
 ) -> None:
-    models = tmp_path / "models"
-    models.mkdir()
-    (models / "parser-tiny.onnx").symlink_to(parser_model)
-    (models / "inpaint-tiny").symlink_to(tiny_inpaint_model)
     result = run_faceedit(
-        "up", "--device", "cuda", "--models-dir", str(models), "--port", str(free_port()), timeout=120
+        "up", "--device", "cuda", "--models-dir", str(models_dir), "--port", str(free_port()), timeout=120
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]  # after the libraries' own warnings
