@@ -12,8 +12,7 @@ import numpy as np
 
 from faceedit.bench.loadgen import run_level
 from faceedit.bench.stats import summarize
-from faceedit.bench.targets import editface_target, parser_target, photo, portrait, present_class
-from faceedit.core.imageio import encode_image
+from faceedit.bench.targets import caller_region, editface_target, parser_target, photo, portrait, present_class
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import types_pb2
 
@@ -216,11 +215,7 @@ def run_overhead_benchmark(
     width, height = size
     image = photo(width, height)
     if region == "lips":
-        mask = types_pb2.MaskOptions(
-            classes=["u_lip"],
-            extra_mask=types_pb2.EncodedImage(data=encode_image(lips_mask(width, height))),
-            merge=types_pb2.MASK_MERGE_REPLACE,
-        )
+        mask = caller_region(lips_mask(width, height), "u_lip")
     else:
         mask = types_pb2.MaskOptions(classes=[present_class(address, image)])
     edit = fe.Edit(prompt="matte dusty-rose lipstick", num_inference_steps=steps, mask=mask)

@@ -6,22 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-import urllib.request
 
 from faceedit.bench.loadgen import run_level
-from faceedit.bench.targets import editface_target, photo
-from faceedit.core.imageio import encode_image
+from faceedit.bench.targets import caller_region, editface_target, photo
+from faceedit.process import metric_value
 from faceedit.v1 import face_editor_pb2 as fe
-from faceedit.v1 import types_pb2
 
-OK_CALLS = re.compile(r'^faceedit_inpainter_requests_total\{code="OK",method="Inpaint"\} ([0-9.e+]+)$', re.M)
+OK_CALLS = 'faceedit_inpainter_requests_total{code="OK",method="Inpaint"}'
 
 
 def served(metrics_url: str) -> float:
     """Inpaint calls a replica answered OK, from its /metrics."""
-    match = OK_CALLS.search(urllib.request.urlopen(metrics_url, timeout=5).read().decode())
-    return float(match[1]) if match else 0.0
+    return metric_value(metrics_url, OK_CALLS)
 
 
 def edit_request(size: int, steps: int) -> tuple[object, list[fe.Edit]]:
@@ -30,12 +26,7 @@ def edit_request(size: int, steps: int) -> tuple[object, list[fe.Edit]]:
     image = photo(size, size)
     mask = image[..., 0] * 0
     mask[size // 4 : size * 3 // 4, size // 3 : size * 2 // 3] = 255
-    options = types_pb2.MaskOptions(
-        classes=["skin"],
-        extra_mask=types_pb2.EncodedImage(data=encode_image(mask)),
-        merge=types_pb2.MASK_MERGE_REPLACE,
-    )
-    return image, [fe.Edit(prompt="natural, detailed", num_inference_steps=steps, mask=options)]
+    return image, [fe.Edit(prompt="natural, detailed", num_inference_steps=steps, mask=caller_region(mask))]
 
 
 def measure_stack(

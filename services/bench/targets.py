@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from faceedit.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, channel_options, dial, dial_sync
+from faceedit.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, dial, dial_sync, triton_client
 from faceedit.core.geometry import letterbox
 from faceedit.core.imageio import encode_image
 from faceedit.messages import FORMAT_ENUM as FORMATS
@@ -57,6 +57,16 @@ def photo(width: int, height: int) -> np.ndarray:
 def _timings(t: types_pb2.StageTimings) -> dict[str, float]:
     """The stages the server timed; proto3 leaves the others at 0 (the inpainter, for one, does not parse)."""
     return {stage: value for stage in STAGES if (value := getattr(t, f"{stage}_ms"))}
+
+
+def caller_region(mask: np.ndarray, class_name: str = "skin") -> types_pb2.MaskOptions:
+    """MaskOptions that edit exactly the caller's mask (it replaces the class's region), so a benchmark does the
+    same work whatever the random parser finds."""
+    return types_pb2.MaskOptions(
+        classes=[class_name],
+        extra_mask=types_pb2.EncodedImage(data=encode_image(mask)),
+        merge=types_pb2.MASK_MERGE_REPLACE,
+    )
 
 
 def present_class(address: str, image: np.ndarray, *, tls: ChannelTls | None = None, token: str | None = None) -> str:
@@ -107,12 +117,7 @@ def parser_target(
     """Raw KServe v2 calls without the orchestrator's retries, so every failure is counted by its status."""
     import tritonclient.grpc.aio as triton
 
-    if tls is None:
-        client = triton.InferenceServerClient(url, channel_args=channel_options())
-    else:
-        client = triton.InferenceServerClient(
-            url, channel_args=[*channel_options(), *tls.options()], **tls.triton_kwargs()
-        )
+    client = triton_client(url, tls=tls, retries=0)
     batch = letterbox(image, size)[0][None]
 
     async def call() -> dict[str, float]:

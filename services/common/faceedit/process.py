@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +46,13 @@ def health_status(address: str, service: str = "", timeout_s: float = 1.0) -> in
         except grpc.RpcError:
             return None
     return response.status
+
+
+def metric_value(url: str, sample: str) -> float:
+    """The value of one sample (name with its labels, as exposed) at a /metrics URL; 0 before it is first set."""
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    match = re.search(rf"^{re.escape(sample)} ([0-9.e+]+)$", text, re.M)
+    return float(match[1]) if match else 0.0
 
 
 def terminate(process: subprocess.Popen | None, grace_s: float = 10.0) -> None:
