@@ -22,6 +22,7 @@ from faceedit.inpainter.requests import job_from_request
 from faceedit.logs import RequestLog, configure_logging
 from faceedit.messages import to_raw
 from faceedit.serving import (
+    RETRY_AFTER,
     CallError,
     Failure,
     answer,
@@ -34,6 +35,7 @@ from faceedit.serving import (
     stream_events,
 )
 from faceedit.tracing import (
+    REQUEST_ID_METADATA,
     configure_tracing,
     current_trace_id,
     record_spans,
@@ -46,8 +48,6 @@ from faceedit.workers import WorkerPool
 
 log = logging.getLogger("faceedit.inpainter")
 DESCRIPTOR = inpainter_pb2.DESCRIPTOR.services_by_name["Inpainter"]
-# Set by the orchestrator on its calls (faceedit.orchestrator.flow.REQUEST_ID_METADATA).
-REQUEST_ID_METADATA = "x-request-id"
 
 
 def classify(exc: Exception, method: str) -> Failure:
@@ -55,7 +55,7 @@ def classify(exc: Exception, method: str) -> Failure:
         refusal = exc.refusal
         if refusal.overload:
             return Failure(
-                grpc.StatusCode.RESOURCE_EXHAUSTED, refusal.message, (("retry-after-ms", str(refusal.retry_after_ms)),)
+                grpc.StatusCode.RESOURCE_EXHAUSTED, refusal.message, ((RETRY_AFTER, str(refusal.retry_after_ms)),)
             )
         return Failure(grpc.StatusCode.DEADLINE_EXCEEDED, refusal.message)
     if isinstance(exc, DeadlineExceeded):

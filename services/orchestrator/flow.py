@@ -26,17 +26,13 @@ from faceedit.core.viz import colorize
 from faceedit.messages import FORMAT_ENUM, OUTPUT_FORMATS, from_raw, to_raw
 from faceedit.orchestrator.plan import EditPlan, plan_edits
 from faceedit.parser.client import ParserClient
-from faceedit.tracing import TRACER, outgoing_metadata, trace_headers
+from faceedit.serving import RETRY_AFTER
+from faceedit.tracing import REQUEST_ID_METADATA, TRACER, outgoing_metadata, trace_headers
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import inpainter_pb2, types_pb2
 from faceedit.workers import WorkerPool
 
 Emit = Callable[[fe.EditFaceEvent], Awaitable[None]]
-
-# Trailers of a downstream error worth handing to the caller (the inpainter's back-off hint when overloaded).
-RETRY_AFTER = "retry-after-ms"
-# The caller's request id travels to the inpainter in this metadata key, so both services' log lines name it.
-REQUEST_ID_METADATA = "x-request-id"
 
 
 class DownstreamError(Exception):

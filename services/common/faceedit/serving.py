@@ -42,6 +42,10 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+# The trailer of an overload refusal saying when to retry; the orchestrator hands the inpainter's on to its caller.
+RETRY_AFTER = "retry-after-ms"
+
+
 @dataclass(frozen=True)
 class Failure:
     """How a call ends when it fails: the status, the message, and trailers (e.g. retry-after-ms)."""

@@ -51,24 +51,26 @@ def shutdown_tracing(provider) -> None:
         provider.shutdown()
 
 
+# The request id the orchestrator passes to the inpainter, so both services' log lines name the same request.
+REQUEST_ID_METADATA = "x-request-id"
+
+
 def current_trace_id() -> str | None:
     """The current trace's id as 32 lowercase hex digits, or None outside a recorded trace (tracing off)."""
     context = trace.get_current_span().get_span_context()
     return trace.format_trace_id(context.trace_id) if context.is_valid else None
 
 
-def outgoing_metadata(*extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
-    """gRPC metadata for a call made now: the current span's `traceparent` (and `tracestate`) plus extra."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return (*carrier.items(), *extra)
-
-
 def trace_headers() -> dict[str, str]:
-    """The same as a dict (tritonclient's headers= argument)."""
+    """The current span's `traceparent` (and `tracestate`) as headers (tritonclient's headers= argument)."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier
+
+
+def outgoing_metadata(*extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+    """The same as gRPC metadata for a call made now, plus extra."""
+    return (*trace_headers().items(), *extra)
 
 
 def spans_ending_at(end_ns: int, stages: Sequence[tuple[str, float]]) -> list[tuple[str, int, int]]:
