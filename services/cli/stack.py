@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from faceedit.channels import INPAINTER_SERVICE
 from faceedit.devpki import DevPki, write_dev_pki
 from faceedit.parser.launcher import (
     TritonServer,
@@ -25,7 +26,6 @@ from faceedit.parser.launcher import (
 )
 from faceedit.process import ServiceProcess
 
-INPAINTER = "faceedit.v1.Inpainter"
 FACE_EDITOR = "faceedit.v1.FaceEditor"
 
 
@@ -199,7 +199,7 @@ class LocalStack:
             extra = [*self._tls_args(mutual=True), *(["--tracing"] if c.tracing else []), *c.inpainter_args]
             self.inpainters.append(
                 self._service(
-                    name, "faceedit.inpainter.server", [*args, *extra], port, INPAINTER, workdir, metrics_port
+                    name, "faceedit.inpainter.server", [*args, *extra], port, INPAINTER_SERVICE, workdir, metrics_port
                 )
             )
 

@@ -220,7 +220,7 @@ async def dependencies_ready(parser: ParserClient, inpainter_health: health_pb2_
     """The inpainter reports SERVING and the parser's model is ready. A failure to ask counts as not ready: the
     watcher must outlive any error a dependency can produce."""
     try:
-        reply = await inpainter_health.Check(health_pb2.HealthCheckRequest(service="faceedit.v1.Inpainter"), timeout=2)
+        reply = await inpainter_health.Check(health_pb2.HealthCheckRequest(service=INPAINTER_SERVICE), timeout=2)
         return reply.status == health_pb2.HealthCheckResponse.SERVING and await parser.is_ready()
     except Exception as exc:
         log.debug("dependency check failed: %r", exc)
