@@ -26,7 +26,7 @@ from faceedit.core.viz import colorize
 from faceedit.messages import FORMAT_ENUM, OUTPUT_FORMATS, from_raw, to_raw
 from faceedit.orchestrator.plan import EditPlan, plan_edits
 from faceedit.parser.client import ParserClient
-from faceedit.serving import RETRY_AFTER
+from faceedit.serving import RETRY_AFTER, CallError, Failure
 from faceedit.tracing import REQUEST_ID_METADATA, TRACER, outgoing_metadata, trace_headers
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import inpainter_pb2, types_pb2
@@ -35,13 +35,19 @@ from faceedit.workers import WorkerPool
 Emit = Callable[[fe.EditFaceEvent], Awaitable[None]]
 
 
-class DownstreamError(Exception):
-    """A dependency failed; carries the status (and trailers) the caller should see."""
+class DownstreamError(CallError):
+    """A dependency failed; ends the call with the status (and trailers) the caller should see."""
 
     def __init__(self, code: grpc.StatusCode, message: str, trailers: tuple[tuple[str, str], ...] = ()) -> None:
-        self.code = code
-        self.trailers = trailers
-        super().__init__(message)
+        super().__init__(Failure(code, message, trailers))
+
+    @property
+    def code(self) -> grpc.StatusCode:
+        return self.failure.code
+
+    @property
+    def trailers(self) -> tuple[tuple[str, str], ...]:
+        return self.failure.trailers
 
 
 def encoded(image: np.ndarray, fmt: str = "png", quality: int = 95) -> types_pb2.EncodedImage:

@@ -25,7 +25,7 @@ from faceedit.core.taxonomy import ATTRIBUTES, CLASS_NAMES, default_strength
 from faceedit.core.viz import colorize, coverage_by_class
 from faceedit.logs import RequestLog, configure_logging
 from faceedit.orchestrator.config import parse_args
-from faceedit.orchestrator.flow import Deadline, DownstreamError, EditFlow, encoded
+from faceedit.orchestrator.flow import Deadline, EditFlow, encoded
 from faceedit.orchestrator.metrics import Metrics
 from faceedit.parser.client import ParserClient, ParserError, ParserUnavailableError
 from faceedit.serving import (
@@ -59,9 +59,7 @@ T = TypeVar("T")
 
 
 def classify(exc: Exception, method: str) -> Failure:
-    """Downstream failures keep the status the caller should see; the parser's are UNAVAILABLE or INTERNAL."""
-    if isinstance(exc, DownstreamError):
-        return Failure(exc.code, str(exc), exc.trailers)
+    """The parser's failures are UNAVAILABLE or INTERNAL; downstream failures (CallErrors) keep their status."""
     if isinstance(exc, ParserUnavailableError):
         return Failure(grpc.StatusCode.UNAVAILABLE, str(exc))
     if isinstance(exc, ParserError):
