@@ -98,7 +98,14 @@ def fleet(tiny_inpaint_model: Path, triton_server: TritonServer, tmp_path: Path)
             replica.wait_serving(120)
         target = "ipv4:" + ",".join(p.address for p in inpainters)
         orchestrator = start_orchestrator(triton_server.grpc_url, target, tmp_path)
-        yield Fleet(inpainters, orchestrator)
+        fleet = Fleet(inpainters, orchestrator)
+        # round_robin picks only the replicas its channel has connected to and health-checked; until all three
+        # are in rotation (seconds on a loaded machine) the first ready one takes every call.
+        deadline = time.monotonic() + 120
+        while min(fleet.served()) < 1:
+            assert time.monotonic() < deadline, f"not every replica served a call: {fleet.served()}"
+            assert _load(orchestrator.address, 3, 3, steps=2) == Counter({"OK": 3})
+        yield fleet
     finally:
         for process in (orchestrator, *inpainters):
             if process is not None:
