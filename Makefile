@@ -16,10 +16,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
-$(TRITON_VENV)/.installed: services/parser/triton-requirements.txt
+$(TRITON_VENV)/.installed: services/faceedit/devstack/triton-requirements.txt
 	$(PYTHON) -m venv $(TRITON_VENV)
 	$(TRITON_VENV)/bin/pip install --quiet --upgrade pip
-	$(TRITON_VENV)/bin/pip install --quiet -r services/parser/triton-requirements.txt
+	$(TRITON_VENV)/bin/pip install --quiet -r services/faceedit/devstack/triton-requirements.txt
 	touch $@
 
 ## setup-triton-gpu: the local Triton's venv with onnxruntime-gpu, so `faceedit up --device cuda` parses on the GPU
@@ -27,7 +27,7 @@ setup-triton-gpu: $(VENV)/.installed
 	$(PYTHON) -m venv $(TRITON_VENV)
 	$(TRITON_VENV)/bin/pip install --quiet --upgrade pip
 	$(TRITON_VENV)/bin/pip uninstall --quiet --yes onnxruntime
-	$(TRITON_VENV)/bin/pip install --quiet -r services/parser/triton-requirements-gpu.txt
+	$(TRITON_VENV)/bin/pip install --quiet -r services/faceedit/devstack/triton-requirements-gpu.txt
 	touch $(TRITON_VENV)/.installed
 
 ## prometheus: promtool and prometheus from Debian's `prometheus` package (rule tests, `faceedit up --prometheus`).
@@ -63,13 +63,13 @@ fmt: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## proto: regenerate services/common/faceedit/v1 from protos/ (the only contract source)
+## proto: regenerate services/faceedit/v1 from protos/ (the only contract source)
 proto: $(VENV)/.installed
 	PYTHON=$(PY) protos/generate.sh
 
 proto-check: $(VENV)/.installed
 	@tmp=$$(mktemp -d) && PYTHON=$(PY) protos/generate.sh $$tmp >/dev/null 2>&1 && \
-	if diff -r -x __pycache__ $$tmp/faceedit/v1 services/common/faceedit/v1; then echo "generated code is up to date"; \
+	if diff -r -x __pycache__ $$tmp/faceedit/v1 services/faceedit/v1; then echo "generated code is up to date"; \
 	else echo "generated code is stale: run 'make proto' and commit" >&2; rm -rf $$tmp; exit 1; fi; rm -rf $$tmp
 
 ## deploy-check: kustomize + strict schema validation of both overlays, manifest properties, promtool rule tests

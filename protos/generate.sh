@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Regenerates the Python code for protos/faceedit/v1 into OUT (default services/common).
+# Regenerates the Python code for protos/faceedit/v1 into OUT (default services).
 # Usage: protos/generate.sh [OUT]   (run from the repo root with the project venv's python on PATH)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-out=${1:-$root/services/common}
+out=${1:-$root/services}
 py=${PYTHON:-$root/.venv/bin/python}
 mkdir -p "$out/faceedit/v1"
 rm -f "$out"/faceedit/v1/*_pb2*.py "$out"/faceedit/v1/*_pb2*.pyi

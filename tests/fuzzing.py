@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from faceedit.core.taxonomy import ATTRIBUTES, CLASS_NAMES
-from faceedit.serving import status_for
+from faceedit.rpc.serving import status_for
 
 EXAMPLES = int(os.environ.get("FACEEDIT_FUZZ_EXAMPLES", "500"))
 SEED = os.environ.get("FACEEDIT_FUZZ_SEED")

@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from faceedit.process import metric_value
+from faceedit.devstack.process import metric_value
 
 __all__ = ["FACEEDIT", "metric_value", "run_faceedit", "wait_for"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from faceedit.parser.launcher import TritonServer, free_port
-from faceedit.process import ServiceProcess
+from faceedit.devstack.process import ServiceProcess
+from faceedit.devstack.triton import TritonServer, free_port
 from tests.helpers import run_faceedit
 
 SMALL = ("--steps", "2", "--size", "96")

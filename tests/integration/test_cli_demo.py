@@ -9,7 +9,7 @@ import numpy as np
 from skimage import data as samples
 
 from faceedit.core.imageio import decode_image
-from faceedit.process import health_status
+from faceedit.devstack.process import health_status
 from tests.helpers import run_faceedit
 
 

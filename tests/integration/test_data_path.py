@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from skimage import data as samples
 
-from faceedit.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, channel_options
 from faceedit.core.imageio import decode_image, encode_image
-from faceedit.parser.launcher import TritonServer
-from faceedit.process import ServiceProcess
+from faceedit.devstack.process import ServiceProcess
+from faceedit.devstack.triton import TritonServer
+from faceedit.rpc.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, channel_options
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, types_pb2
 from tests.fixtures.stack import start_orchestrator

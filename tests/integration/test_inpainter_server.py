@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2
 
-from faceedit.channels import channel_options
-from faceedit.messages import from_raw, to_raw
-from faceedit.process import ServiceProcess, health_status
+from faceedit.devstack.process import ServiceProcess, health_status
+from faceedit.rpc.channels import channel_options
+from faceedit.rpc.messages import from_raw, to_raw
 from faceedit.v1 import inpainter_pb2, inpainter_pb2_grpc, types_pb2
 from tests.fixtures.inpainter import start_inpainter
 from tests.helpers import metric_value, wait_for
@@ -168,7 +168,7 @@ def test_malformed_requests_are_invalid_argument_and_the_server_stays_healthy(
 
 
 def test_health_is_not_serving_until_the_pipeline_is_warm(tiny_inpaint_model: Path, tmp_path: Path) -> None:
-    from faceedit.parser.launcher import free_port
+    from faceedit.devstack.triton import free_port
 
     port = free_port()
     process = ServiceProcess(

@@ -14,10 +14,10 @@ import grpc
 import numpy as np
 import pytest
 
-from faceedit.channels import channel_options
 from faceedit.core.imageio import encode_image
-from faceedit.parser.launcher import TritonServer, supports_opentelemetry
-from faceedit.process import ServiceProcess
+from faceedit.devstack.process import ServiceProcess
+from faceedit.devstack.triton import TritonServer, supports_opentelemetry
+from faceedit.rpc.channels import channel_options
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, types_pb2
 from tests.fixtures.inpainter import start_inpainter

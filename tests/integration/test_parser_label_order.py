@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceedit.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, channel_options
 from faceedit.core.imageio import encode_image
 from faceedit.core.taxonomy import CLASS_NAMES
+from faceedit.devstack.process import ServiceProcess
+from faceedit.devstack.triton import TritonServer
 from faceedit.export.onnx_export import export_parser
 from faceedit.export.segformer import relabel_parser
-from faceedit.parser.launcher import TritonServer
-from faceedit.process import ServiceProcess
+from faceedit.rpc.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, channel_options
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, types_pb2
 from tests.fixtures.stack import start_orchestrator

@@ -22,12 +22,12 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2
 
-from faceedit.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, channel_options, dial
-from faceedit.cli.prometheus import LocalPrometheus
 from faceedit.core.imageio import encode_image
-from faceedit.parser.launcher import TritonServer, free_port
-from faceedit.process import ServiceProcess, health_status
-from faceedit.serving import start_grpc_server
+from faceedit.devstack.process import ServiceProcess, health_status
+from faceedit.devstack.prometheus import LocalPrometheus
+from faceedit.devstack.triton import TritonServer, free_port
+from faceedit.rpc.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, channel_options, dial
+from faceedit.rpc.serving import start_grpc_server
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, types_pb2
 from tests.fixtures.inpainter import start_inpainter

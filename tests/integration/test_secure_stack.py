@@ -17,14 +17,14 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from faceedit.auth import bearer_metadata
-from faceedit.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, dial_sync
-from faceedit.cli.stack import LocalStack, StackConfig
 from faceedit.core.imageio import encode_image
-from faceedit.devpki import write_dev_pki
-from faceedit.parser.launcher import free_port
-from faceedit.process import health_status
-from faceedit.tls import ChannelTls
+from faceedit.devstack.devpki import write_dev_pki
+from faceedit.devstack.process import health_status
+from faceedit.devstack.stack import LocalStack, StackConfig
+from faceedit.devstack.triton import free_port
+from faceedit.rpc.auth import bearer_metadata
+from faceedit.rpc.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, dial_sync
+from faceedit.rpc.tls import ChannelTls
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, types_pb2
 from tests.helpers import FACEEDIT

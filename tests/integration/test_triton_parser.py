@@ -13,8 +13,8 @@ import onnxruntime as ort
 import pytest
 
 from faceedit.core.geometry import unletterbox
-from faceedit.parser.client import ParserClient, ParserError, ParserUnavailableError
-from faceedit.parser.launcher import TritonServer, TritonStartError, free_port
+from faceedit.devstack.triton import TritonServer, TritonStartError, free_port
+from faceedit.orchestrator.parser_client import ParserClient, ParserError, ParserUnavailableError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from faceedit.parser.launcher import free_port
+from faceedit.devstack.triton import free_port
 from tests.helpers import FACEEDIT
 
 

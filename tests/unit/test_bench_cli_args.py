@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from faceedit.cli import bench
+from faceedit.cli import benchmarks
 from faceedit.cli.main import build_parser
 
 
 def test_bench_defaults_and_sweeps() -> None:
     args = build_parser().parse_args(["bench", "--concurrency", "1,2,4,8,16", "-e", "hair=curly auburn hair"])
-    assert args.handler is bench.run_bench and args.target == "editface"
+    assert args.handler is benchmarks.run_bench and args.target == "editface"
     assert args.concurrency == [1, 2, 4, 8, 16] and args.rate is None and args.edits == [("hair", "curly auburn hair")]
     args = build_parser().parse_args(["bench", "--rate", "0.5,2", "--fixed-interval", "--duration", "30"])
     assert args.rate == [0.5, 2.0] and args.fixed_interval and args.duration == 30.0
@@ -24,7 +24,7 @@ def test_bench_server_falls_back_to_the_environment(monkeypatch: pytest.MonkeyPa
 @pytest.mark.parametrize("prefix", [["bench", "compare"], ["compare"]])
 def test_compare_is_reachable_under_bench_and_on_its_own(prefix: list[str]) -> None:
     args = build_parser().parse_args([*prefix, "crop", "--steps", "8", "--working-size", "512"])
-    assert args.handler is bench.run_compare and args.which == "crop"
+    assert args.handler is benchmarks.run_compare and args.which == "crop"
     assert (args.steps, args.working_size, args.concurrency) == (8, 512, [1, 8])
     assert (args.format, args.input_format) == ("png", "png")
 

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from faceedit.channels import (
+from faceedit.devstack.triton import TritonServer, grpc_flags
+from faceedit.rpc.channels import (
     INPAINTER_SERVICE,
     KEEPALIVE_TIME_MS,
     RETRY_BUFFER_BYTES,
@@ -18,7 +19,6 @@ from faceedit.channels import (
     service_config,
     target_problem,
 )
-from faceedit.parser.launcher import TritonServer, grpc_flags
 
 
 def _config(options: list) -> dict:

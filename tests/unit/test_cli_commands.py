@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceedit.cli.bench import failures
+from faceedit.cli.benchmarks import failures
 from faceedit.cli.commands import build_request, parse_edit
 from faceedit.cli.demo import CASCADE, choose_edits
 from faceedit.cli.grid import write_grid

@@ -10,7 +10,7 @@ import pytest
 from faceedit.cli.argtypes import UsageError
 from faceedit.cli.connection import connection
 from faceedit.cli.main import build_parser
-from faceedit.devpki import write_dev_pki
+from faceedit.devstack.devpki import write_dev_pki
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import yaml
 
 from tests.fixtures.deploy import DEPLOY, STAGES, by_kind, main_container, selects, tool
 
-RULES = sorted((DEPLOY / "prometheus").glob("*.rules.yml"))
+RULES = sorted((DEPLOY.parent / "services" / "faceedit" / "devstack").glob("*.rules.yml"))
 RULE_TESTS = sorted((DEPLOY / "prometheus" / "tests").glob("*_test.yml"))
 DASHBOARD = DEPLOY / "grafana" / "faceedit.json"
 # The series the services and Triton expose (naming contract, "Metrics"), and Prometheus's own `up`.

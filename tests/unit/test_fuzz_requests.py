@@ -15,9 +15,9 @@ from faceedit.core.imageio import decode_image, image_size
 from faceedit.core.taxonomy import ATTRIBUTES
 from faceedit.inpainter.requests import job_from_request
 from faceedit.orchestrator.plan import plan_edits
-from faceedit.serving import offloaded_service, status_for
+from faceedit.rpc.serving import offloaded_service, status_for
+from faceedit.rpc.workers import WorkerPool
 from faceedit.v1 import face_editor_pb2, face_editor_pb2_grpc, inpainter_pb2, inpainter_pb2_grpc, types_pb2
-from faceedit.workers import WorkerPool
 from tests.aioserver import threaded_aio_server
 from tests.fuzzing import (
     DOCUMENTED,

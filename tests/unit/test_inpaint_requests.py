@@ -7,7 +7,7 @@ import pytest
 
 from faceedit.core.errors import FaceEditError, InvalidOptionError, UnknownNameError
 from faceedit.inpainter.requests import job_from_request
-from faceedit.messages import to_raw
+from faceedit.rpc.messages import to_raw
 from faceedit.v1 import inpainter_pb2, types_pb2
 
 

@@ -8,11 +8,12 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from faceedit.devstack import triton
+from faceedit.devstack.triton import LOCAL_MODEL
 from faceedit.export import tensorrt_plan
-from faceedit.parser import launcher
 
 REPO = Path(__file__).resolve().parents[2] / "model_repository"
-CONFIGS = sorted(REPO.rglob("*.pbtxt"))
+CONFIGS = sorted([*REPO.rglob("*.pbtxt"), *LOCAL_MODEL.rglob("*.pbtxt")])
 
 
 def _load(path: Path) -> mc.ModelConfig:
@@ -42,7 +43,7 @@ def test_every_config_parses() -> None:
     ],
 )
 def test_local_and_production_declare_identical_io(production: str) -> None:
-    local = _load(REPO / "local/face_parser/config.pbtxt")
+    local = _load(LOCAL_MODEL.parent / "face_parser/config.pbtxt")
     assert _io(_load(REPO / production)) == _io(local)
     inputs, outputs, max_batch = _io(local)
     assert inputs == [("image", mc.TYPE_UINT8, (-1, -1, 3))]
@@ -98,47 +99,47 @@ def test_tensorrt_plan_instances_get_every_profile_the_plan_builder_makes() -> N
 
 
 def test_local_variant_runs_the_python_backend_on_cpu_by_default() -> None:
-    config = _load(REPO / "local/face_parser/config.pbtxt")
+    config = _load(LOCAL_MODEL.parent / "face_parser/config.pbtxt")
     assert config.backend == "python"
     assert config.parameters["execution_provider"].string_value == "cpu"
-    assert (REPO / "local/face_parser/1/model.py").is_file()
+    assert (LOCAL_MODEL.parent / "face_parser/1/model.py").is_file()
 
 
 def test_the_launcher_writes_the_provider_into_the_local_config() -> None:
-    text = (REPO / "local/face_parser/config.pbtxt").read_text()
-    cpu = text_format.Parse(launcher.local_config(text, instance_count=3), mc.ModelConfig())
+    text = (LOCAL_MODEL.parent / "face_parser/config.pbtxt").read_text()
+    cpu = text_format.Parse(triton.local_config(text, instance_count=3), mc.ModelConfig())
     assert cpu.instance_group[0].count == 3 and cpu.parameters["max_onnx_batch"].string_value == "1"
-    cuda = text_format.Parse(launcher.local_config(text, provider="cuda", device_id=1), mc.ModelConfig())
+    cuda = text_format.Parse(triton.local_config(text, provider="cuda", device_id=1), mc.ModelConfig())
     params = {k: v.string_value for k, v in cuda.parameters.items()}
     assert params["execution_provider"] == "cuda" and params["device_id"] == "1"
     assert params["max_onnx_batch"] == "8" and params["intra_op_threads"] == "0"
-    assert _io(cuda) == _io(_load(REPO / "local/face_parser/config.pbtxt"))
+    assert _io(cuda) == _io(_load(LOCAL_MODEL.parent / "face_parser/config.pbtxt"))
     with pytest.raises(ValueError, match="not one of"):
-        launcher.local_config(text, provider="rocm")
+        triton.local_config(text, provider="rocm")
 
 
 def test_model_py_reports_its_provider_on_the_line_the_launcher_reads() -> None:
-    source = (REPO / "local/face_parser/1/model.py").read_text()
-    assert f'PROVIDER_LOG_PREFIX = "{launcher.PROVIDER_LOG_PREFIX}"' in source
-    log = f'I1123 model.py:80] "{launcher.PROVIDER_LOG_PREFIX} CUDAExecutionProvider (requested cuda; ...)"'
-    assert launcher.provider_from_log("other line\n" + log) == "CUDAExecutionProvider"
-    assert launcher.provider_from_log("nothing yet") is None
+    source = (LOCAL_MODEL.parent / "face_parser/1/model.py").read_text()
+    assert f'PROVIDER_LOG_PREFIX = "{triton.PROVIDER_LOG_PREFIX}"' in source
+    log = f'I1123 model.py:80] "{triton.PROVIDER_LOG_PREFIX} CUDAExecutionProvider (requested cuda; ...)"'
+    assert triton.provider_from_log("other line\n" + log) == "CUDAExecutionProvider"
+    assert triton.provider_from_log("nothing yet") is None
 
 
 @pytest.mark.parametrize(
     ("device", "expected"), [("auto", ("auto", 0)), ("cpu", ("cpu", 0)), ("cuda", ("cuda", 0)), ("cuda:2", ("cuda", 2))]
 )
 def test_faceedit_devices_map_to_parser_providers(device: str, expected: tuple[str, int]) -> None:
-    assert launcher.provider_for_device(device) == expected
+    assert triton.provider_for_device(device) == expected
 
 
 def test_an_unknown_device_is_refused() -> None:
     with pytest.raises(ValueError, match="not one of auto, cpu, cuda"):
-        launcher.provider_for_device("tpu")
+        triton.provider_for_device("tpu")
 
 
 def _requirements(name: str) -> dict[str, str]:
-    lines = (REPO.parent / "services/parser" / name).read_text().splitlines()
+    lines = (LOCAL_MODEL.parents[1] / name).read_text().splitlines()
     pins = [line.split("==") for line in lines if line and not line.startswith("#")]
     return {package.split("[")[0]: version for package, version in pins}
 

@@ -9,10 +9,10 @@ import logging
 
 import pytest
 
-from faceedit.config import check_server_flags, server_flags
-from faceedit.logs import RequestLog, configure_logging, request_fields, timings_ms
-from faceedit.parser.launcher import otlp_http_traces_url, trace_flags
-from faceedit.tracing import spans_ending_at
+from faceedit.devstack.triton import otlp_http_traces_url, trace_flags
+from faceedit.rpc.config import check_server_flags, server_flags
+from faceedit.rpc.logs import RequestLog, configure_logging, request_fields, timings_ms
+from faceedit.rpc.tracing import spans_ending_at
 from faceedit.v1 import types_pb2
 
 

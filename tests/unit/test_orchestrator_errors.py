@@ -8,8 +8,8 @@ import pytest
 from faceedit.core.errors import CoverageError, ImageError, UnknownNameError
 from faceedit.orchestrator.flow import Deadline, DownstreamError, inpainter_error
 from faceedit.orchestrator.metrics import STAGES, Metrics
+from faceedit.orchestrator.parser_client import ParserError, ParserUnavailableError
 from faceedit.orchestrator.server import classify
-from faceedit.parser.client import ParserError, ParserUnavailableError
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import types_pb2
 

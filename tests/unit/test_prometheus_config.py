@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from faceedit.cli.prometheus import (
+from faceedit.devstack.prometheus import (
     DEBIAN_PACKAGE,
     LocalPrometheus,
     PrometheusNotFound,

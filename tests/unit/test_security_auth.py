@@ -1,4 +1,4 @@
-"""faceedit.auth: the token-hash file, the constant-time check, and the interceptor on a real grpc.aio server:
+"""faceedit.rpc.auth: the token-hash file, the constant-time check, and the interceptor on a real grpc.aio server:
 unauthenticated calls are refused before their handler runs (or their bytes are decoded); health stays open."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
-from faceedit.auth import (
+from faceedit.rpc.auth import (
     BearerAuthInterceptor,
     SyncBearerInterceptor,
     TokenFileError,

@@ -1,4 +1,4 @@
-"""faceedit.devpki: the throwaway CA, server and client certificates and token of `faceedit up --secure DIR`."""
+"""faceedit.devstack.devpki: the throwaway CA, server and client certificates and token of `up --secure DIR`."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from faceedit.auth import TokenStore
-from faceedit.devpki import DevPki, write_dev_pki
-from faceedit.tls import ChannelTls, ReloadingServerCredentials
+from faceedit.devstack.devpki import DevPki, write_dev_pki
+from faceedit.rpc.auth import TokenStore
+from faceedit.rpc.tls import ChannelTls, ReloadingServerCredentials
 
 NOW = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC)
 

@@ -1,4 +1,4 @@
-"""faceedit.tls against real grpc.aio servers on loopback: who may connect, what the server presents, and that
+"""faceedit.rpc.tls against real grpc.aio servers on loopback: who may connect, what the server presents, and that
 rotated certificate files are served to the next connection without restarting the server."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives import serialization
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
-from faceedit.channels import dial, dial_sync
-from faceedit.devpki import DevPki, write_dev_pki
-from faceedit.tls import (
+from faceedit.devstack.devpki import DevPki, write_dev_pki
+from faceedit.rpc.channels import dial, dial_sync
+from faceedit.rpc.tls import (
     ChannelTls,
     ReloadingServerCredentials,
     TlsConfigError,

@@ -12,11 +12,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from faceedit.auth import BearerAuthInterceptor, TokenStore, bearer_metadata, hash_token
-from faceedit.channels import OffloadedStub
-from faceedit.serving import offloaded_service
+from faceedit.rpc.auth import BearerAuthInterceptor, TokenStore, bearer_metadata, hash_token
+from faceedit.rpc.channels import OffloadedStub
+from faceedit.rpc.serving import offloaded_service
+from faceedit.rpc.workers import INLINE_BYTES, WorkerPool
 from faceedit.v1 import face_editor_pb2, face_editor_pb2_grpc
-from faceedit.workers import INLINE_BYTES, WorkerPool
 from tests.aioserver import aio_server
 
 GARBAGE = b"\xff\xff\xff"

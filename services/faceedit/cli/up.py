@@ -1,0 +1,220 @@
+"""`faceedit up`: the whole stack on this machine until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from faceedit.devstack.prometheus import LocalPrometheus, PrometheusNotFound, PrometheusStartError, find_binary
+from faceedit.devstack.stack import LocalStack, StackConfig
+from faceedit.rpc.config import env_flag, parse_bool
+
+
+def add_stack_flags(p: argparse.ArgumentParser) -> None:
+    env_flag(
+        p,
+        "--parser-model",
+        env="FACEEDIT_PARSER_MODEL",
+        default=None,
+        help="SegFormer face parser: hub id (jonathandinu/face-parsing) or dir; default a tiny random one",
+    )
+    env_flag(
+        p,
+        "--inpaint-model",
+        env="FACEEDIT_INPAINT_MODEL",
+        default=None,
+        help="SDXL inpainting pipeline: hub id or dir; default a tiny random one",
+    )
+    env_flag(
+        p,
+        "--parser-revision",
+        env="FACEEDIT_PARSER_REVISION",
+        default=None,
+        help="hub revision (commit sha or tag) of --parser-model to pin",
+    )
+    env_flag(
+        p,
+        "--inpaint-revision",
+        env="FACEEDIT_INPAINT_REVISION",
+        default=None,
+        help="hub revision (commit sha or tag) of --inpaint-model to pin",
+    )
+    env_flag(
+        p,
+        "--device",
+        env="FACEEDIT_DEVICE",
+        default="auto",
+        help="auto, cpu, cuda or cuda:N, for the inpainter and the parser (onnxruntime's CUDA provider in the "
+        "local Triton; auto: the GPU when usable)",
+    )
+    env_flag(
+        p,
+        "--models-dir",
+        env="FACEEDIT_MODELS_DIR",
+        default=Path("models"),
+        type=Path,
+        help="where tiny models and exported ONNX files are kept",
+    )
+    env_flag(
+        p,
+        "--working-size",
+        env="FACEEDIT_WORKING_SIZE",
+        default=None,
+        type=int,
+        help="inpainting canvas (default 1024 with real SDXL, 512 with the tiny pipeline)",
+    )
+    env_flag(p, "--parser-size", env="FACEEDIT_PARSER_SIZE", default=512, type=int, help="parser input size")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("up", help="start Triton (parser), the inpainter and the orchestrator locally")
+    add_stack_flags(p)
+    env_flag(p, "--host", env="FACEEDIT_HOST", default="127.0.0.1", help="address every service binds")
+    env_flag(p, "--port", env="FACEEDIT_PORT", default=50051, type=int, help="orchestrator (EditFace) port")
+    env_flag(p, "--triton-grpc-port", env="FACEEDIT_TRITON_GRPC_PORT", default=8001, type=int, help="Triton gRPC")
+    env_flag(p, "--inpainter-port", env="FACEEDIT_INPAINTER_PORT", default=50052, type=int, help="inpainter gRPC")
+    env_flag(p, "--metrics-port", env="FACEEDIT_METRICS_PORT", default=9101, type=int, help="orchestrator metrics")
+    env_flag(
+        p,
+        "--inpainter-metrics-port",
+        env="FACEEDIT_INPAINTER_METRICS_PORT",
+        default=9100,
+        type=int,
+        help="inpainter metrics (replicas take the next ports)",
+    )
+    env_flag(
+        p,
+        "--inpainter-replicas",
+        env="FACEEDIT_INPAINTER_REPLICAS",
+        default=1,
+        type=int,
+        help="inpainter processes, balanced per call by the orchestrator (ports from --inpainter-port up)",
+    )
+    env_flag(
+        p,
+        "--parser-replicas",
+        env="FACEEDIT_PARSER_REPLICAS",
+        default=1,
+        type=int,
+        help="Triton servers for the parser, balanced per call (ports from --triton-grpc-port up)",
+    )
+    env_flag(
+        p,
+        "--secure",
+        env="FACEEDIT_SECURE_DIR",
+        default=None,
+        type=Path,
+        help="TLS on every hop, mTLS between services and a bearer token: writes a throwaway CA, certificates and "
+        "a token into this directory (reused while valid); clients take --secure DIR",
+    )
+    env_flag(
+        p,
+        "--prometheus",
+        env="FACEEDIT_PROMETHEUS",
+        default=False,
+        type=parse_bool,
+        switch=True,
+        help="also run a local Prometheus (Debian's `prometheus` binary) scraping every server, faceedit's rules "
+        "loaded; its URL is printed",
+    )
+    env_flag(
+        p,
+        "--prometheus-port",
+        env="FACEEDIT_PROMETHEUS_PORT",
+        default=9090,
+        type=int,
+        help="port of --prometheus's web UI and API (0: a free one)",
+    )
+    env_flag(
+        p,
+        "--tracing",
+        env="FACEEDIT_TRACING",
+        default=False,
+        type=parse_bool,
+        switch=True,
+        help="OpenTelemetry tracing on every service, exported to OTEL_EXPORTER_OTLP_ENDPOINT (default "
+        "localhost:4317; Triton sends to the same host's OTLP/HTTP port 4318)",
+    )
+    p.set_defaults(handler=run)
+
+
+def stack_config(args: argparse.Namespace, **overrides) -> StackConfig:
+    return StackConfig(
+        parser_model=args.parser_model,
+        parser_revision=args.parser_revision,
+        inpaint_model=args.inpaint_model,
+        inpaint_revision=args.inpaint_revision,
+        device=args.device,
+        models_dir=args.models_dir,
+        working_size=args.working_size,
+        parser_size=args.parser_size,
+        **overrides,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    config = stack_config(
+        args,
+        host=args.host,
+        port=args.port,
+        triton_grpc_port=args.triton_grpc_port,
+        inpainter_port=args.inpainter_port,
+        metrics_port=args.metrics_port,
+        inpainter_metrics_port=args.inpainter_metrics_port,
+        inpainter_replicas=args.inpainter_replicas,
+        parser_replicas=args.parser_replicas,
+        secure_dir=args.secure,
+        tracing=args.tracing,
+    )
+    if args.inpainter_replicas < 1 or args.parser_replicas < 1:
+        print("faceedit up: --inpainter-replicas and --parser-replicas must be at least 1", file=sys.stderr)
+        return 2
+    if args.prometheus:
+        try:
+            find_binary()  # before minutes of model preparation
+        except PrometheusNotFound as exc:
+            print(f"faceedit up: --prometheus: {exc}", file=sys.stderr)
+            return 2
+    try:
+        stack = LocalStack(config).start(log=lambda line: print(line, flush=True))
+    except (RuntimeError, ValueError) as exc:  # a service that cannot start, a checkpoint refused by the export
+        print(f"faceedit up: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    prometheus = None
+    try:
+        if args.prometheus:
+            assert stack.workdir is not None
+            prometheus = LocalPrometheus(
+                stack.metrics_targets(), host=args.host, port=args.prometheus_port, workdir=stack.workdir / "prometheus"
+            )
+            try:
+                prometheus.start()
+            except PrometheusStartError as exc:
+                print(f"faceedit up: --prometheus: {str(exc).splitlines()[0]}", file=sys.stderr)
+                return 1
+            print(f"prometheus:   {prometheus.url}  (jobs {', '.join(stack.metrics_targets())})", flush=True)
+        print("faceedit is up; Ctrl-C stops it.", flush=True)
+        return supervise(stack, stop)
+    finally:
+        if prometheus is not None:
+            prometheus.stop()
+        stack.stop()
+
+
+def supervise(stack: LocalStack, stop: threading.Event, interval_s: float = 0.5) -> int:
+    """Until stop is set: 0. A server that dies on its own is not restarted (a crash loop would hide the cause):
+    it is named with its log's tail, and `faceedit up` exits 1 (the caller stops the rest)."""
+    while not stop.wait(interval_s):
+        dead = stack.dead()
+        if dead is not None:
+            name, code, tail = dead
+            print(f"faceedit up: {name} exited with {code}; stopping the stack. Its log ends:\n{tail}", file=sys.stderr)
+            return 1
+    print("stopping ...", flush=True)
+    return 0

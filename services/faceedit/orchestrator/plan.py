@@ -1,0 +1,96 @@
+"""EditFaceRequest -> a validated cascade plan, before any work is done (a bad third edit must not cost two
+inpaints). Pure: no I/O beyond decoding the caller's optional mask images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from faceedit.core.errors import ImageError, InvalidOptionError, UnknownNameError
+from faceedit.core.imageio import decode_mask
+from faceedit.core.knobs import Knobs, check_prompts, resolve_knobs
+from faceedit.core.masks import MaskSpec
+from faceedit.core.taxonomy import CLASS_NAMES, resolve_classes
+from faceedit.rpc.messages import FRAME_MODES, OUTPUT_FORMATS, optional
+from faceedit.v1 import face_editor_pb2, types_pb2
+
+MAX_EDITS = 8
+MERGE = {
+    types_pb2.MASK_MERGE_UNSPECIFIED: "union",
+    types_pb2.MASK_MERGE_UNION: "union",
+    types_pb2.MASK_MERGE_INTERSECT: "intersect",
+    types_pb2.MASK_MERGE_REPLACE: "replace",
+}
+
+
+@dataclass(frozen=True)
+class EditPlan:
+    index: int
+    attribute: str
+    class_ids: tuple[int, ...]
+    spec: MaskSpec
+    extra_mask: np.ndarray | None
+    knobs: Knobs
+    frame_mode: str
+    prompt: str
+    edit: face_editor_pb2.Edit
+
+    @property
+    def region(self) -> str:
+        """How errors name the region: the attribute, else its explicit classes."""
+        return self.attribute or "+".join(CLASS_NAMES[i] for i in self.class_ids)
+
+
+def mask_spec(options: types_pb2.MaskOptions) -> MaskSpec:
+    defaults = MaskSpec()
+
+    def value(name: str):
+        given = optional(options, name)
+        return getattr(defaults, name) if given is None else given
+
+    return MaskSpec(
+        grow_px=value("grow_px"),
+        feather_sigma=value("feather_sigma"),
+        min_coverage=value("min_coverage"),
+        max_coverage=value("max_coverage"),
+        convex_hull=options.convex_hull,
+        offset_x=options.offset_x,
+        offset_y=options.offset_y,
+        invert=options.invert,
+        merge=MERGE.get(options.merge, "union"),
+    ).validate()
+
+
+def plan_edits(request: face_editor_pb2.EditFaceRequest, image_size: tuple[int, int]) -> list[EditPlan]:
+    """image_size is the decoded image's (width, height)."""
+    if not 1 <= len(request.edits) <= MAX_EDITS:
+        raise InvalidOptionError(f"a request carries 1 to {MAX_EDITS} edits, got {len(request.edits)}")
+    plans = []
+    for index, edit in enumerate(request.edits):
+        where = f"edits[{index}]"
+        try:
+            prompt = check_prompts(edit.prompt, edit.negative_prompt)
+            attribute = edit.attribute.strip().lower()
+            class_ids = resolve_classes(attribute, list(edit.mask.classes))
+            knobs = resolve_knobs(
+                attribute,
+                strength=optional(edit, "strength"),
+                guidance_scale=optional(edit, "guidance_scale"),
+                steps=optional(edit, "num_inference_steps"),
+                seed=optional(edit, "seed"),
+                crop_padding=optional(edit.inpaint, "crop_padding"),
+            )
+            if edit.inpaint.crop_mode not in FRAME_MODES:
+                raise InvalidOptionError(f"unknown crop_mode {edit.inpaint.crop_mode}")
+            extra = decode_mask(edit.mask.extra_mask.data, image_size) if edit.mask.extra_mask.data else None
+            spec = mask_spec(edit.mask)
+            mode = FRAME_MODES[edit.inpaint.crop_mode]
+            plans.append(EditPlan(index, attribute, class_ids, spec, extra, knobs, mode, prompt, edit))
+        except (InvalidOptionError, UnknownNameError, ImageError) as exc:
+            raise type(exc)(f"{where}: {exc}") from None
+    if request.output_format not in OUTPUT_FORMATS:
+        raise InvalidOptionError(f"unknown output_format {request.output_format}")
+    if request.HasField("output_quality") and not 1 <= request.output_quality <= 100:
+        raise InvalidOptionError(f"output_quality must be in [1, 100], got {request.output_quality}")
+    return plans
