@@ -23,9 +23,10 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from faceedit.core.imageio import encode_image
+from faceedit.devstack.ports import free_port
 from faceedit.devstack.process import ServiceProcess, health_status
 from faceedit.devstack.prometheus import LocalPrometheus
-from faceedit.devstack.triton import TritonServer, free_port
+from faceedit.devstack.triton import TritonServer
 from faceedit.rpc.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, channel_options, dial
 from faceedit.rpc.serving import start_grpc_server
 from faceedit.v1 import face_editor_pb2 as fe

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from faceedit.devstack.triton import free_port
+from faceedit.devstack.ports import free_port
 from tests.helpers import run_faceedit
 
 
