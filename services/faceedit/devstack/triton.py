@@ -338,7 +338,14 @@ class TritonServer(ChildProcess):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve the face parser ONNX with a local tritonserver (CPU).")
-    env_flag(parser, "--onnx", env="FACEEDIT_PARSER_ONNX", type=Path, required=True, help="model.onnx to serve")
+    env_flag(
+        parser,
+        "--onnx",
+        env="FACEEDIT_PARSER_ONNX",
+        type=Path,
+        required=True,
+        help="model.onnx to serve, with face_parser's I/O (input image UINT8 [N,H,W,3], output labels UINT8 [N,H,W])",
+    )
     env_flag(parser, "--host", env="FACEEDIT_TRITON_HOST", default="127.0.0.1", help="address to bind")
     env_flag(parser, "--grpc-port", env="FACEEDIT_TRITON_GRPC_PORT", default=8001, type=int, help="gRPC port")
     env_flag(parser, "--http-port", env="FACEEDIT_TRITON_HTTP_PORT", default=8000, type=int, help="HTTP port")
@@ -397,7 +404,12 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    with server:
+    try:
+        server.start()
+    except TritonStartError as exc:  # a refused model, a server that exits: one line, its log's tail below
+        print(f"faceedit.devstack.triton: {exc}", file=sys.stderr)
+        return 1
+    try:
         print(
             f"face_parser on triton: grpc {server.grpc_url}  metrics {server.metrics_url}  "
             f"onnxruntime provider {server.provider}",
@@ -410,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             except subprocess.TimeoutExpired:
                 continue
+    finally:
+        server.stop()
     return 0
 
 
