@@ -114,7 +114,7 @@ class ChildProcess:
     """
 
     name: str
-    log_path: Path
+    log_path: Path  # a field, or set by prepare() where it lives in a working directory made there
     ready_timeout_s: float = 60.0
     process: subprocess.Popen | None = None
     start_error: type[ChildStartError] = ChildStartError
@@ -259,7 +259,6 @@ class ServiceProcess(ChildProcess):
     metrics_port: int | None = None
     health_address: str | None = None
     ready_timeout_s: float = 120.0
-    process: subprocess.Popen | None = field(default=None, init=False)
     start_error = ServiceStartError
     awaited = "report SERVING"
 

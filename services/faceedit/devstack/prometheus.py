@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 import urllib.error
@@ -117,18 +116,12 @@ class LocalPrometheus(ChildProcess):
     binary: Path | None = None
     ready_timeout_s: float = 30.0
     name: str = "prometheus"
-    process: subprocess.Popen | None = field(default=None, init=False)
     _own_workdir: bool = field(default=False, init=False)
     start_error = PrometheusStartError
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        assert self.workdir is not None
-        return self.workdir / "prometheus.log"
 
     def prepare(self) -> None:
         """Its config (JSON is YAML) and TSDB directory in workdir, and its port."""
@@ -138,6 +131,7 @@ class LocalPrometheus(ChildProcess):
             self.workdir = Path(tempfile.mkdtemp(prefix="faceedit-prometheus-"))
             self._own_workdir = True
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.workdir / "prometheus.log"
         (self.workdir / "prometheus.yml").write_text(json.dumps(config, indent=2))
         if not self.port:
             self.port = free_port(self.host)

@@ -208,13 +208,9 @@ class TritonServer(ChildProcess):
     trace_url: str | None = None
     trace_service_name: str = "face-parser"
     workdir: Path | None = None
-    process: subprocess.Popen | None = field(default=None, init=False)
     start_error = TritonStartError
     hang_hint = " (a python-backend stub that cannot start hangs in 'loading')"
-
-    @property
-    def awaited(self) -> str:
-        return f"get {MODEL_NAME} ready"
+    awaited = f"get {MODEL_NAME} ready"
 
     @property
     def grpc_url(self) -> str:
@@ -227,11 +223,6 @@ class TritonServer(ChildProcess):
     @property
     def metrics_url(self) -> str:
         return f"http://{self.host}:{self.metrics_port}/metrics"
-
-    @property
-    def log_path(self) -> Path:
-        assert self.workdir is not None
-        return self.workdir / "tritonserver.log"
 
     def _site(self) -> Path:
         return _site_packages(self.triton_venv)
@@ -246,6 +237,7 @@ class TritonServer(ChildProcess):
         except ParserContractError as exc:
             raise TritonStartError(str(exc)) from None
         self.workdir = Path(self.workdir or tempfile.mkdtemp(prefix="faceedit-triton-"))
+        self.log_path = self.workdir / "tritonserver.log"
         site = self._site()
         triton = site / "pytriton" / "tritonserver"
         python_version = f"{sys.version_info.major}.{sys.version_info.minor}"
