@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from faceedit.cli.argtypes import count, counts, non_negative, photo_size, positive
+from faceedit.cli.argtypes import UsageError, count, counts, non_negative, photo_size, positive
 
 CASES_HELP = "engine_vs_bare, crop, editface, parser, compile"
 
@@ -60,7 +60,10 @@ def run_gpu_check(args: argparse.Namespace) -> int:
     from faceedit.inpainter.pipeline import resolve_device
 
     defaults = TINY if args.tiny else FULL
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     inductor_mode = "reduce-overhead" if device.startswith("cuda") else None
     backend = args.compile_backend or ("eager" if args.tiny else "inductor")
     settings = Settings(
@@ -81,7 +84,7 @@ def run_gpu_check(args: argparse.Namespace) -> int:
         max_case_s=args.max_case,
     )
     if settings.size % 8:
-        raise SystemExit(f"faceedit gpu-check: --size must be a multiple of 8, got {settings.size}")
+        raise UsageError(f"--size must be a multiple of 8 (as the inpainter's --working-size), got {settings.size}")
     result = run(settings, args.out, args.workdir)
     failed = [name for name, case in result["cases"].items() if case["status"] != "ok"]
     return 1 if failed else 0
