@@ -35,3 +35,15 @@ def test_segformer_b5_with_19_labels_has_the_published_size() -> None:
     with building_on("meta", torch.float32):
         model = SegformerForSemanticSegmentation(SegformerConfig(num_labels=19, **SIZES["b5"]))
     assert 84e6 < parameter_count(model) < 86e6  # mit-b5 encoder 81.4 M + the all-MLP decoder
+
+
+def test_the_full_pipeline_renders_at_sdxl_native_canvas(tmp_path) -> None:
+    from faceedit.bench.architectures import build_sdxl_inpainting
+    from faceedit.core.framing import native_canvas
+
+    pipe = build_sdxl_inpainting(device="meta", dtype=torch.float16, workdir=tmp_path)
+    assert pipe.vae_scale_factor == 8 and native_canvas(pipe.unet.config.sample_size, pipe.vae_scale_factor) == 1024
+    assert not pipe.vae.config.force_upcast and pipe.unet.dtype == torch.float16
+    eos = pipe.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    assert pipe.text_encoder.config.eos_token_id == pipe.text_encoder_2.config.eos_token_id == eos
+    assert len(pipe.tokenizer) <= pipe.text_encoder.config.vocab_size == 49408  # every id has an embedding

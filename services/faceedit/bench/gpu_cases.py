@@ -89,11 +89,13 @@ def _engine(pipe, ctx, **overrides):
     return Engine(pipe, working_size=ctx.settings.size, queue_size=1, prompt_cache_size=8, **overrides)
 
 
-def _hair_job(ctx):
+def _hair_job(ctx) -> Callable[[], object]:
+    """A fresh Job per call (a job carries its own cancellation flag) over inputs made once, outside the timing."""
     from faceedit.inpainter.engine import Job
 
     s = ctx.settings
-    return Job(ctx.portrait(), hair_mask(s.size), HAIR_PROMPT, "", 1.0, GUIDANCE, s.steps, SEED, "full", 32, False)
+    image, mask = ctx.portrait(), hair_mask(s.size)
+    return lambda: Job(image, mask, HAIR_PROMPT, "", 1.0, GUIDANCE, s.steps, SEED, "full", 32, False)
 
 
 def engine_vs_bare(ctx, row: dict) -> None:
@@ -124,8 +126,9 @@ def engine_vs_bare(ctx, row: dict) -> None:
                 output_type="np",
             ).images[0]
 
+    job = _hair_job(ctx)
     sides = Sides(s.device)
-    sides.run({"engine": lambda: engine.run_blocking(_hair_job(ctx), time.monotonic()), "bare": run_bare}, s.runs)
+    sides.run({"engine": lambda: engine.run_blocking(job(), time.monotonic()), "bare": run_bare}, s.runs)
     engine.close()
     raw = np.asarray(sides.first["bare"])
     composited = sides.first["engine"].image[hair_mask(s.size) > 0]  # type: ignore[attr-defined]
@@ -217,8 +220,9 @@ def compile_engine(ctx, row: dict) -> None:
         )
         ctx.log(f"compile warm-up {row['warm_up_s']:.1f} s for {row['warm_up_shapes']} shapes")
         ctx.save()
+        job = _hair_job(ctx)
         sides = Sides(s.device)
-        sides.run({"compiled": lambda: engine.run_blocking(_hair_job(ctx), time.monotonic())}, s.runs)
+        sides.run({"compiled": lambda: engine.run_blocking(job(), time.monotonic())}, s.runs)
         engine.close()
     finally:
         pipe.unet = pipe.unet._orig_mod
