@@ -12,16 +12,10 @@ from faceedit.core.imageio import decode_mask
 from faceedit.core.knobs import Knobs, check_prompts, resolve_knobs
 from faceedit.core.masks import MaskSpec
 from faceedit.core.taxonomy import CLASS_NAMES, resolve_classes
-from faceedit.rpc.messages import FRAME_MODES, OUTPUT_FORMATS, optional
+from faceedit.rpc.messages import FRAME_MODES, MERGE_MODES, OUTPUT_FORMATS, optional
 from faceedit.v1 import face_editor_pb2, types_pb2
 
 MAX_EDITS = 8
-MERGE = {
-    types_pb2.MASK_MERGE_UNSPECIFIED: "union",
-    types_pb2.MASK_MERGE_UNION: "union",
-    types_pb2.MASK_MERGE_INTERSECT: "intersect",
-    types_pb2.MASK_MERGE_REPLACE: "replace",
-}
 
 
 @dataclass(frozen=True)
@@ -58,7 +52,7 @@ def mask_spec(options: types_pb2.MaskOptions) -> MaskSpec:
         offset_x=options.offset_x,
         offset_y=options.offset_y,
         invert=options.invert,
-        merge=MERGE.get(options.merge, "union"),
+        merge=MERGE_MODES.get(options.merge, "union"),
     ).validate()
 
 
