@@ -271,15 +271,24 @@ class MaskOptions(_message.Message):
     EXTRA_MASK_FIELD_NUMBER: _builtins.int
     MERGE_FIELD_NUMBER: _builtins.int
     grow_px: _builtins.int
-    """Pixels to dilate (> 0) or erode (< 0) the hard mask by. Default 3 (a 7x7 kernel, thesis annexure 5)."""
+    """Pixels to dilate (> 0) or erode (< 0) the hard mask by. Default 3 (a 7x7 kernel, thesis annexure 5) at
+    the thesis's reference, a 1024 px face frame (an aligned 1024x1024 portrait, whose face frame is the whole
+    image), scaled with each face frame's longer side (x side / 1024, at least 1 px): a 2048 px face frame
+    grows by 6 px. A value set here is in photo pixels, whatever the face's size.
+    """
     feather_sigma: _builtins.float
-    """Gaussian feather sigma in pixels, kernel 2*sigma+1. Default 7.0 (thesis 4.4.2); 0 gives a hard mask."""
+    """Gaussian feather sigma in pixels, kernel 2*sigma+1. Default 7.0 (thesis 4.4.2) at the reference face
+    frame, scaled like grow_px (at least 1 px); a value set here is in photo pixels. 0 gives a hard mask.
+    """
     min_coverage: _builtins.float
-    """Minimum fraction of pixels above 128 in the final mask. Default 0.001 (0.1%, thesis 4.4.3).
+    """Minimum fraction of the face frame's pixels above 128 in the face's final mask (of the face frame, not of
+    the photo: a full-body photo's lips pass like a portrait's). Default 0.001 (0.1%, thesis 4.4.3).
     Below it the edit fails with FAILED_PRECONDITION naming the attribute and the coverage found.
     """
     max_coverage: _builtins.float
-    """Maximum fraction of pixels above 128. Default 1.0 (no limit). Above it: FAILED_PRECONDITION."""
+    """Maximum fraction of the face frame's pixels above 128. Default 1.0 (no limit). Above it:
+    FAILED_PRECONDITION.
+    """
     convex_hull: _builtins.bool
     """Replace the region by its convex hull (CA-Edit's rough masks; fills gaps in hair and lips). Default off."""
     offset_x: _builtins.int
@@ -352,7 +361,10 @@ class InpaintOptions(_message.Message):
     crop_mode: Global___CropMode.ValueType
     """Region framing. Default: crop for small regions (see CropMode)."""
     crop_padding: _builtins.int
-    """Context pixels around the mask's bounding box when cropping. Default 32."""
+    """Context pixels around the mask's bounding box when cropping. Default 32 at the reference face frame
+    (1024 px, see MaskOptions.grow_px), scaled with each face frame's longer side; a value set here is in
+    photo pixels. Inpaint requests (no faces): 32 px.
+    """
     color_match: _builtins.bool
     """Histogram-match the generated region to a ring just outside the mask. Default off."""
     raw_negative_prompt: _builtins.bool
