@@ -71,5 +71,6 @@ MERGE_MODES = {
     types_pb2.MASK_MERGE_REPLACE: "replace",
 }
 
-# The timed stages, named as StageTimings's <stage>_ms fields (in their declaration order); total_ms is no stage.
+# The timed stages in request order, named as StageTimings's <stage>_ms fields (its declaration order); total_ms
+# is no stage.
 STAGES = tuple(f.name.removesuffix("_ms") for f in types_pb2.StageTimings.DESCRIPTOR.fields if f.name != "total_ms")
