@@ -96,3 +96,64 @@ class FakeInpainter:
             progress = inpainter_pb2.InpaintProgress(step=step, total_steps=self.total_steps)
             yield inpainter_pb2.InpaintEvent(progress=progress)
         yield inpainter_pb2.InpaintEvent(result=response)
+
+
+# A palette portrait's colours by class (far apart, so the fake parser's tolerance never confuses two).
+PALETTE = {
+    (224, 172, 150): 1,  # skin
+    (30, 30, 30): 4,  # l_eye
+    (30, 110, 30): 5,  # r_eye
+    (130, 70, 0): 6,  # l_brow
+    (0, 70, 140): 7,  # r_brow
+    (200, 30, 60): 11,  # u_lip
+    (140, 0, 100): 12,  # l_lip
+    (90, 40, 220): 13,  # hair
+    (180, 140, 90): 17,  # neck
+    (0, 170, 170): 18,  # cloth
+}
+COLOUR = {class_id: colour for colour, class_id in PALETTE.items()}
+BACKGROUND = (128, 128, 128)
+
+
+def _face_parts(u: np.ndarray, v: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Which pixels of a face (coordinates in face widths, upright: u right, v down, origin the face's centre)
+    hold each class, in drawing order."""
+
+    def ellipse(cu: float, cv: float, ru: float, rv: float) -> np.ndarray:
+        return ((u - cu) / ru) ** 2 + ((v - cv) / rv) ** 2 <= 1
+
+    return [
+        (13, ellipse(0, -0.35, 0.58, 0.45)),
+        (17, (np.abs(u) <= 0.17) & (v >= 0.4) & (v <= 0.95)),
+        (1, ellipse(0, 0, 0.5, 0.65)),
+        (6, (np.abs(u + 0.2) <= 0.1) & (np.abs(v + 0.27) <= 0.03)),
+        (7, (np.abs(u - 0.2) <= 0.1) & (np.abs(v + 0.27) <= 0.03)),
+        (4, ellipse(-0.2, -0.12, 0.08, 0.04)),
+        (5, ellipse(0.2, -0.12, 0.08, 0.04)),
+        (11, ellipse(0, 0.3, 0.18, 0.04)),
+        (12, ellipse(0, 0.37, 0.17, 0.045)),
+    ]
+
+
+def draw_faces(
+    size: tuple[int, int], faces: Sequence[tuple[float, float, float, float]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """A (width, height) photo of palette faces on grey, and its true label map. Each face is (centre x, centre
+    y, face width, roll degrees; positive leans clockwise as seen, as faceedit.core.upright measures it)."""
+    width, height = size
+    image = np.empty((height, width, 3), np.uint8)
+    image[:] = BACKGROUND
+    labels = np.zeros((height, width), np.uint8)
+    for cx, cy, face_width, roll in faces:
+        reach = int(face_width * 1.1) + 2
+        x0, x1 = max(0, int(cx) - reach), min(width, int(cx) + reach)
+        y0, y1 = max(0, int(cy) - reach), min(height, int(cy) + reach)
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+        theta = np.radians(roll)
+        dx, dy = (xs - cx) / face_width, (ys - cy) / face_width
+        u = dx * np.cos(theta) + dy * np.sin(theta)
+        v = -dx * np.sin(theta) + dy * np.cos(theta)
+        for class_id, where in _face_parts(u, v):
+            image[y0:y1, x0:x1][where] = COLOUR[class_id]
+            labels[y0:y1, x0:x1][where] = class_id
+    return image, labels

@@ -1,5 +1,5 @@
 """The EditFace flow in-process, on fakes of the parser and the inpainter: cascade order, timings, return_masks,
-stream events, and the status each failure ends in."""
+stream events, and the status each failure ends in, on a one-face portrait."""
 
 from __future__ import annotations
 
@@ -17,19 +17,14 @@ from faceedit.rpc.messages import STAGES
 from faceedit.rpc.workers import WorkerPool
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import types_pb2
-from tests.fakes import FakeInpainter, FakeParser, by_colour
+from tests.fakes import COLOUR, PALETTE, FakeInpainter, FakeParser, by_colour, draw_faces
 
-SKIN, LIPS, HAIR = (224, 172, 150), (170, 30, 60), (40, 40, 230)
-# The fake inpainter paints in HAIR's colour: a re-parse after an edit labels the painted pixels hair.
-PALETTE = {SKIN: 1, LIPS: 12, HAIR: 13}
+HAIR = COLOUR[13]
+BLUE = (0, 0, 255)
 
 
 def portrait(height: int = 120, width: int = 96) -> np.ndarray:
-    image = np.full((height, width, 3), 250, np.uint8)
-    ys, xs = np.mgrid[0:height, 0:width]
-    image[((xs - width / 2) / (width / 3)) ** 2 + ((ys - height / 2) / (height / 2.6)) ** 2 < 1] = SKIN
-    image[int(height * 0.62) : int(height * 0.78), int(width * 0.3) : int(width * 0.7)] = LIPS
-    return image
+    return draw_faces((width, height), [(width / 2, height / 2.3, width * 0.55, 0.0)])[0]
 
 
 def flow(parser: FakeParser, inpainter: FakeInpainter, pool: WorkerPool, **limits) -> EditFlow:
@@ -71,15 +66,18 @@ def failure(editor: EditFlow, req: fe.EditFaceRequest, **kwargs):
 def test_each_edit_parses_the_image_the_previous_edit_left(pool: WorkerPool) -> None:
     parser, inpainter = FakeParser(by_colour(PALETTE)), FakeInpainter(colour=HAIR)
     response, _ = run(flow(parser, inpainter, pool), request(["l_lip"], ["hair"], return_masks=True))
-    assert len(parser.batches) == 2
-    first, second = parser.batches
-    hair = np.all(np.abs(second[0].astype(int) - HAIR) <= 8, axis=-1)
-    assert not np.all(np.abs(first[0].astype(int) - HAIR) <= 8, axis=-1).any() and hair.any()
-    # The second edit's region exists only because the first painted it: its mask covers the old lips.
+    # The whole photo once (finding the face), then the face's frame once per edit.
+    assert [len(b) for b in parser.batches] == [1, 1, 1]
+    _, first, second = parser.batches
+    painted = np.all(np.abs(second[0].astype(int) - HAIR) <= 8, axis=-1)
+    lips = np.all(np.abs(first[0].astype(int) - COLOUR[12]) <= 8, axis=-1)
+    assert lips.any() and (painted & lips).sum() >= 0.8 * lips.sum()  # the second parse saw the painted lips
+    # The second edit's region holds the old lips only because the first painted them hair.
     mask = decode_image(response.steps[1].mask.data)[..., 0]
-    assert mask[int(120 * 0.7), 48] > 128
+    _, truth = draw_faces((96, 120), [(48, 120 / 2.3, 96 * 0.55, 0.0)])
+    assert (mask[truth == 12] > 128).mean() > 0.95
     assert [s.index for s in response.steps] == [0, 1]
-    # Every inpaint request carried the region only, bounded by the working size.
+    # Every inpaint request carried a region only, bounded by the working size.
     assert all(max(r.image.width, r.image.height) <= 64 for r in inpainter.requests)
 
 
@@ -89,7 +87,7 @@ def test_pixels_outside_the_mask_are_the_callers(pool: WorkerPool) -> None:
     )
     result, mask = decode_image(response.image.data), decode_image(response.steps[0].mask.data)[..., 0]
     assert np.array_equal(result[mask == 0], portrait()[mask == 0])
-    assert (mask == 255).any() and (result[mask == 255] == (0, 0, 255)).all()
+    assert (mask == 255).any() and (result[mask == 255] == BLUE).all()
 
 
 def test_totals_are_the_sums_of_the_steps_plus_decode_and_encode(pool: WorkerPool) -> None:
@@ -112,7 +110,7 @@ def test_return_masks_sends_each_steps_images_and_the_intermediate_result(pool: 
     first, last = response.steps
     for step in (first, last):
         assert decode_image(step.mask.data).shape[:2] == (120, 96)
-        assert set(np.unique(decode_image(step.labels.data)[..., 0])) <= {0, 1, 12, 13}
+        assert set(np.unique(decode_image(step.labels.data)[..., 0])) <= set(PALETTE.values()) | {0}
         assert step.parse_map.data and step.timings.encode_ms > 0
     intermediate = decode_image(first.image.data)
     assert np.array_equal(intermediate, decode_image(encode_image(intermediate)))  # PNG, lossless
@@ -130,24 +128,29 @@ def test_stream_events_come_in_stage_order_and_name_their_edit(pool: WorkerPool)
     kinds = []
     for event in events:
         if event.HasField("stage"):
-            kinds.append(("stage", event.stage.stage, event.stage.edit_index, event.stage.done))
+            stage = event.stage
+            face = stage.face_index if stage.HasField("face_index") else None
+            kinds.append(("stage", stage.stage, stage.edit_index, face, stage.done))
         elif event.HasField("progress"):
-            kinds.append(("progress", event.progress.step, event.progress.edit_index))
+            kinds.append(("progress", event.progress.step, event.progress.edit_index, event.progress.face_index))
         else:
             kinds.append(("step", event.step.index))
+    # The parse is of the photo and of all the edit's faces at once: no face; mask, render and blend name it.
     per_edit = [
-        *[("stage", stage, "i", done) for stage in (fe.STAGE_PARSE, fe.STAGE_MASK) for done in (False, True)],
-        ("stage", fe.STAGE_INPAINT, "i", False),
-        *[("progress", step, "i") for step in (1, 2, 3)],
-        ("stage", fe.STAGE_INPAINT, "i", True),
-        ("stage", fe.STAGE_COMPOSITE, "i", False),
-        ("stage", fe.STAGE_COMPOSITE, "i", True),
+        ("stage", fe.STAGE_PARSE, "i", None, False),
+        ("stage", fe.STAGE_PARSE, "i", None, True),
+        *[("stage", fe.STAGE_MASK, "i", 0, done) for done in (False, True)],
+        ("stage", fe.STAGE_INPAINT, "i", 0, False),
+        *[("progress", step, "i", 0) for step in (1, 2, 3)],
+        ("stage", fe.STAGE_INPAINT, "i", 0, True),
+        ("stage", fe.STAGE_COMPOSITE, "i", 0, False),
+        ("stage", fe.STAGE_COMPOSITE, "i", 0, True),
         ("step", "i"),
     ]
-    expected = [("stage", fe.STAGE_DECODE, 0, False), ("stage", fe.STAGE_DECODE, 0, True)]
+    expected = [("stage", fe.STAGE_DECODE, 0, None, False), ("stage", fe.STAGE_DECODE, 0, None, True)]
     for index in (0, 1):
         expected += [tuple(index if part == "i" else part for part in kind) for kind in per_edit]
-    expected += [("stage", fe.STAGE_ENCODE, 0, False), ("stage", fe.STAGE_ENCODE, 0, True)]
+    expected += [("stage", fe.STAGE_ENCODE, 0, None, False), ("stage", fe.STAGE_ENCODE, 0, None, True)]
     assert kinds == expected
     elapsed = [e.stage.elapsed_ms for e in events if e.HasField("stage")]
     assert elapsed == sorted(elapsed)
@@ -164,7 +167,10 @@ def test_parse_face_reports_the_parse_of_the_photo(pool: WorkerPool) -> None:
     assert decode_image(response.labels.data).shape[:2] == (120, 96)
     timings = response.timings
     assert timings.total_ms >= timings.decode_ms + timings.parse_ms + timings.encode_ms > 0
-    assert len(parser.batches) == 1
+    assert [len(b) for b in parser.batches] == [1, 1]  # the photo, then its one face's frame
+    (face,) = response.faces
+    assert face.index == 0 and face.roll_degrees == pytest.approx(0, abs=3)
+    assert face.area == (face.box.x1 - face.box.x0) * (face.box.y1 - face.box.y0) > 0
 
 
 def overload() -> InpainterFailedError:
@@ -251,7 +257,7 @@ def test_an_absent_region_is_failed_precondition_and_costs_no_inpaint(pool: Work
     assert result.code == grpc.StatusCode.FAILED_PRECONDITION
     assert (
         result.message
-        == "region 'hat' covers 0.00% of the image (no pixel of it was found); at least 0.10% is required"
+        == "region 'hat' covers 0.00% of face 0's frame (no pixel of it was found); at least 0.10% is required"
     )
     assert inpainter.requests == []
 

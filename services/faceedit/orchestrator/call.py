@@ -65,17 +65,19 @@ class Call:
     async def stage(
         self,
         kind: int | None,
-        timings: types_pb2.StageTimings,
+        timings: types_pb2.StageTimings | None,
         name: str,
         *,
         index: int = 0,
+        face: int | None = None,
         client: bool = False,
         attributes: dict[str, str] | None = None,
     ) -> AsyncIterator[Clock]:
-        """Run a stage: a StageEvent (kind, edit index) before and after when kind is given, a span called
-        name (CLIENT for a call to a dependency), and its milliseconds added to timings.<name>_ms."""
+        """Run a stage: a StageEvent (kind, edit index, face) before and after when kind is given, a span called
+        name (CLIENT for a call to a dependency), and its milliseconds added to timings.<name>_ms (when timings is
+        given: a step whose faces run concurrently times the stage once, around all of them)."""
         if kind is not None:
-            await self._stage_event(kind, index, done=False)
+            await self._stage_event(kind, index, face, done=False)
         clock = Clock()
         started = time.monotonic()
         with TRACER.start_as_current_span(
@@ -84,11 +86,12 @@ class Call:
             yield clock
             ms = clock.ms if clock.narrowed else (time.monotonic() - started) * 1000
             span.set_attribute(f"faceedit.{name}_ms", ms)
-        field_name = f"{name}_ms"
-        setattr(timings, field_name, getattr(timings, field_name) + ms)
+        if timings is not None:
+            field_name = f"{name}_ms"
+            setattr(timings, field_name, getattr(timings, field_name) + ms)
         if kind is not None:
-            await self._stage_event(kind, index, done=True)
+            await self._stage_event(kind, index, face, done=True)
 
-    async def _stage_event(self, kind: int, index: int, *, done: bool) -> None:
-        event = fe.StageEvent(stage=kind, edit_index=index, done=done, elapsed_ms=self.elapsed_ms())
+    async def _stage_event(self, kind: int, index: int, face: int | None, *, done: bool) -> None:
+        event = fe.StageEvent(stage=kind, edit_index=index, done=done, elapsed_ms=self.elapsed_ms(), face_index=face)
         await self.send(fe.EditFaceEvent(stage=event))

@@ -247,6 +247,8 @@ async def serve(argv: list[str] | None = None) -> None:
         max_image_pixels=args.max_image_pixels,
         max_response_bytes=args.max_message_bytes,
         default_timeout_s=args.timeout,
+        max_faces=args.max_faces,
+        roll_threshold=args.roll_threshold,
     )
     metrics = Metrics(args.max_in_flight)
     service = FaceEditorService(flow, metrics, Admission(args.max_in_flight, metrics.in_flight.set))
