@@ -30,34 +30,34 @@ OPSET = 20  # the face parser export's (faceedit.export.onnx_export.OPSET), with
 
 # Class id -> RGB. Background is white, as the letterbox pads. The 18 others were found by a search for the
 # largest distance from any blend of two colours (white and black included) to every third colour, then given
-# to the classes so that the picture reads (skin light, hair dark, lips red).
+# to the classes (skin orange, hair brown, lips red and magenta).
 PALETTE = np.array(
     [
         (255, 255, 255),  # background
-        (246, 204, 93),  # skin
-        (213, 89, 6),  # nose
-        (189, 243, 69),  # eye_g
-        (28, 109, 244),  # l_eye
-        (0, 104, 140),  # r_eye
-        (61, 0, 115),  # l_brow
-        (197, 13, 174),  # r_brow
-        (130, 194, 8),  # l_ear
-        (44, 185, 60),  # r_ear
-        (233, 99, 254),  # mouth
-        (236, 8, 107),  # u_lip
-        (202, 19, 35),  # l_lip
-        (112, 93, 2),  # hair
-        (87, 201, 246),  # hat
-        (100, 254, 163),  # ear_r
-        (36, 222, 172),  # neck_l
-        (255, 75, 65),  # neck
-        (36, 8, 195),  # cloth
+        (236, 163, 6),  # skin
+        (255, 92, 95),  # nose
+        (139, 228, 191),  # eye_g
+        (2, 182, 254),  # l_eye
+        (84, 69, 246),  # r_eye
+        (5, 51, 148),  # l_brow
+        (63, 8, 195),  # r_brow
+        (116, 193, 1),  # l_ear
+        (125, 246, 52),  # r_ear
+        (249, 100, 218),  # mouth
+        (208, 31, 80),  # u_lip
+        (164, 7, 167),  # l_lip
+        (166, 60, 17),  # hair
+        (0, 93, 11),  # hat
+        (199, 247, 73),  # ear_r
+        (36, 250, 247),  # neck_l
+        (193, 56, 255),  # neck
+        (2, 253, 190),  # cloth
     ],
     np.uint8,
 )
 PALETTE.setflags(write=False)
 # The smallest distance from a two-colour blend to a third colour (tested: palette_blend_distance()).
-MIN_BLEND_DISTANCE = 37.0
+MIN_BLEND_DISTANCE = 42.0
 # A pixel is labelled when its nearest colour is nearer than this: below MIN_BLEND_DISTANCE, so no two-colour
 # blend reaches a third class; above the drift of a colour through resizing, JPEG-free encoding and mild noise.
 THRESHOLD = 30.0

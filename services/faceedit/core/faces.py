@@ -124,9 +124,9 @@ def find_faces(labels: np.ndarray, placement: Letterbox | None = None) -> list[F
     A face is a connected (8-neighbour) region of FACE_CLASSES holding at least one FEATURE_CLASSES pixel (skin
     alone is a hand or an arm). Head pixels (HEAD_CLASSES) join the face nearest to them, when within HEAD_REACH
     face sizes, so two heads whose hair touches split at the midline. A face is found when its region spans at
-    least MIN_FACE_SHARE (5%) of the photo's long side on its longer side, within one parse pixel (the
-    coarse parse's resolution: 0.2% of the long side at 512); smaller faces are not. Two faces whose skin
-    touches in the parse are one region, hence one face.
+    least MIN_FACE_SHARE (5%) of the photo's long side on its longer side, within a parse pixel at either end
+    (the coarse parse's resolution: 0.2% of the long side at 512, where a parser blurs the region's edge);
+    smaller faces are not. Two faces whose skin touches in the parse are one region, hence one face.
     """
     if labels.ndim != 2 or labels.dtype != np.uint8:
         raise ValueError(f"a label map is a (H, W) uint8 array, got {labels.dtype} {labels.shape}")
@@ -144,7 +144,7 @@ def find_faces(labels: np.ndarray, placement: Letterbox | None = None) -> list[F
     kept = np.zeros(count, bool)
     for region in range(1, count):
         side_px = max(stats[region, cv2.CC_STAT_WIDTH] * scale_x, stats[region, cv2.CC_STAT_HEIGHT] * scale_y)
-        kept[region] = features[region] > 0 and side_px + max(scale_x, scale_y) >= MIN_FACE_SHARE * long_side
+        kept[region] = features[region] > 0 and side_px + 2 * max(scale_x, scale_y) >= MIN_FACE_SHARE * long_side
     if not kept.any():
         return []
     heads = _attach_heads(inner, regions, stats, kept)
