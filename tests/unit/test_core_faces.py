@@ -84,6 +84,16 @@ def test_skin_without_features_is_not_a_face_and_far_hair_joins_no_face() -> Non
     assert face.box[2] < 500
 
 
+def test_a_face_whose_features_are_ringed_off_the_skin_is_still_a_face() -> None:
+    labels = np.zeros((600, 600), np.uint8)
+    _draw_face(labels, 300, 300, 240, hair=False, neck=False)
+    features = np.isin(labels, (2, 4, 5, 11)).astype(np.uint8)
+    ring = (cv2.dilate(features, np.ones((5, 5), np.uint8)) > 0) & (features == 0)
+    labels[ring] = 0  # as a palette parse reads the blends around each feature
+    (face,) = find_faces(labels)
+    assert face.box[0] < 300 < face.box[2]
+
+
 def test_two_heads_whose_hair_touches_split_between_the_faces() -> None:
     labels = np.zeros((500, 1000), np.uint8)
     cv2.rectangle(labels, (150, 50), (850, 200), 13, -1)  # one band of hair over both heads

@@ -121,12 +121,13 @@ def find_faces(labels: np.ndarray, placement: Letterbox | None = None) -> list[F
     labels: the parser's output for the letterboxed photo together with its placement (the cheap input: a
     512x512 map whatever the photo), or, with placement None, labels at the photo's own size.
 
-    A face is a connected (8-neighbour) region of FACE_CLASSES holding at least one FEATURE_CLASSES pixel (skin
-    alone is a hand or an arm). Head pixels (HEAD_CLASSES) join the face nearest to them, when within HEAD_REACH
+    A face is a connected (8-neighbour) region of FACE_CLASSES with at least one FEATURE_CLASSES pixel inside
+    its box (skin alone is a hand or an arm); a region centred inside a larger one's box is part of it (lips
+    cut off the skin by the parse). Head pixels (HEAD_CLASSES) join the face nearest to them, when within HEAD_REACH
     face sizes, so two heads whose hair touches split at the midline. A face is found when its region spans at
-    least MIN_FACE_SHARE (5%) of the photo's long side on its longer side, within one parse pixel (the
-    coarse parse's resolution: 0.2% of the long side at 512); smaller faces are not. Two faces whose skin
-    touches in the parse are one region, hence one face.
+    least MIN_FACE_SHARE (5%) of the photo's long side on its longer side, within a parse pixel at either end
+    (the coarse parse's resolution: 0.2% of the long side at 512, where a parser blurs the region's edge);
+    smaller faces are not. Two faces whose skin touches in the parse are one region, hence one face.
     """
     if labels.ndim != 2 or labels.dtype != np.uint8:
         raise ValueError(f"a label map is a (H, W) uint8 array, got {labels.dtype} {labels.shape}")
@@ -139,14 +140,19 @@ def find_faces(labels: np.ndarray, placement: Letterbox | None = None) -> list[F
         photo_size = placement.src_width, placement.src_height
     scale_x, scale_y = photo_size[0] / inner.shape[1], photo_size[1] / inner.shape[0]
     count, regions, stats, _ = cv2.connectedComponentsWithStats(class_union(inner, FACE_CLASSES), connectivity=8)
-    features = np.bincount(regions[class_union(inner, FEATURE_CLASSES) > 0], minlength=count)
+    # Features inside the region's box, not only touching it: a parse may ring an eye or the lips with other
+    # labels (a palette parse reads blends as background), cutting every feature off the skin.
+    features = cv2.integral(class_union(inner, FEATURE_CLASSES) // 255)
     long_side = max(photo_size)
     kept = np.zeros(count, bool)
     for region in range(1, count):
-        side_px = max(stats[region, cv2.CC_STAT_WIDTH] * scale_x, stats[region, cv2.CC_STAT_HEIGHT] * scale_y)
-        kept[region] = features[region] > 0 and side_px + max(scale_x, scale_y) >= MIN_FACE_SHARE * long_side
+        x, y, w, h = stats[region, :4]
+        inside = features[y + h, x + w] - features[y, x + w] - features[y + h, x] + features[y, x]
+        side_px = max(w * scale_x, h * scale_y)
+        kept[region] = inside > 0 and side_px + 2 * max(scale_x, scale_y) >= MIN_FACE_SHARE * long_side
     if not kept.any():
         return []
+    regions = _merge_nested(regions, stats, kept)
     heads = _attach_heads(inner, regions, stats, kept)
     boxes = []
     for region in np.flatnonzero(kept):
@@ -160,6 +166,27 @@ def find_faces(labels: np.ndarray, placement: Letterbox | None = None) -> list[F
             )
         )
     return number_faces(boxes, photo_size)
+
+
+def _merge_nested(regions: np.ndarray, stats: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """regions with each kept region whose centre lies in a larger kept region's box relabelled as that one (and
+    no longer kept): lips or eyes cut off the skin by a ring of other labels are part of their face, not one."""
+    parent = np.arange(len(kept), dtype=regions.dtype)
+    hosts: list[int] = []
+    for region in sorted(np.flatnonzero(kept), key=lambda r: -stats[r, cv2.CC_STAT_AREA]):
+        x, y, w, h = stats[region, :4]
+        cx, cy = x + w / 2, y + h / 2
+        host = next((a for a in hosts if _holds(stats[a], cx, cy)), None)
+        if host is None:
+            hosts.append(region)
+        else:
+            parent[region], kept[region] = host, False
+    return parent[regions]
+
+
+def _holds(stat: np.ndarray, x: float, y: float) -> bool:
+    left, top, width, height = stat[:4]
+    return left <= x < left + width and top <= y < top + height
 
 
 def _attach_heads(inner: np.ndarray, regions: np.ndarray, stats: np.ndarray, kept: np.ndarray) -> dict[int, Box]:
