@@ -197,3 +197,15 @@ def test_above_the_threshold_only_a_face_is_turned(pool: WorkerPool) -> None:
     response, received, _, _ = tilted_edit(pool, 40.0)
     assert roll_degrees(by_colour(PALETTE)(received)) == pytest.approx(35, abs=3)
     assert response.steps[0].faces[0].roll_degrees == pytest.approx(35, abs=3)
+
+
+@pytest.mark.parametrize("attribute", ["hair", "skin", "eyebrows", "lips"])
+def test_every_pixel_of_an_unselected_face_is_the_inputs(pool: WorkerPool, attribute: str) -> None:
+    image, truth = group()
+    response = run(flow(pool), request(image, fe.Edit(prompt="x", attribute=attribute, face_indices=[1])))
+    result = decode_image(response.image.data)
+    left, middle, right = (head_of(truth, x) for x, *_ in GROUP)
+    assert [f.index for f in response.steps[0].faces] == [1]
+    assert np.any(result[left] != image[left])  # face 1 (left) changed ...
+    for head in (middle, right):  # ... faces 0 and 2 are the input, bit for bit
+        assert np.array_equal(result[head], image[head])
