@@ -6,7 +6,7 @@ TRITON_VENV ?= .venv-triton
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: setup setup-triton-gpu prometheus demo test lint fmt proto proto-check deploy-check bench-parser bench-crop bench-overhead clean
+.PHONY: setup setup-triton-gpu prometheus demo test test-unit lint fmt proto proto-check deploy-check bench-parser bench-crop bench-overhead clean
 
 setup: $(VENV)/.installed $(TRITON_VENV)/.installed prometheus
 
@@ -53,6 +53,10 @@ demo: setup
 ## test: set up, check generated code and lint, run the unit and integration suites
 test: setup proto-check lint
 	$(PY) -m pytest
+
+## test-unit: the fast unit tests alone (no process, no model build; `-m slow` are left out): seconds, for the edit loop
+test-unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit -m "not slow" -q
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -17,13 +17,12 @@ from faceedit.core.geometry import letterbox
 from faceedit.core.imageio import encode_image
 from faceedit.rpc.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, dial, dial_sync, triton_client
 from faceedit.rpc.messages import FORMAT_ENUM as FORMATS
-from faceedit.rpc.messages import to_raw
+from faceedit.rpc.messages import STAGES, to_raw
 from faceedit.rpc.tls import ChannelTls
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, inpainter_pb2, inpainter_pb2_grpc, types_pb2
 
 Call = Callable[[], Awaitable[dict[str, float]]]
-STAGES = ("decode", "parse", "mask", "inpaint", "queue", "denoise", "composite", "encode", "total")
 
 
 @dataclass
@@ -56,7 +55,7 @@ def photo(width: int, height: int) -> np.ndarray:
 
 def _timings(t: types_pb2.StageTimings) -> dict[str, float]:
     """The stages the server timed; proto3 leaves the others at 0 (the inpainter, for one, does not parse)."""
-    return {stage: value for stage in STAGES if (value := getattr(t, f"{stage}_ms"))}
+    return {stage: value for stage in (*STAGES, "total") if (value := getattr(t, f"{stage}_ms"))}
 
 
 def caller_region(mask: np.ndarray, class_name: str = "skin") -> types_pb2.MaskOptions:

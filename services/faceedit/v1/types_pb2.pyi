@@ -194,7 +194,9 @@ Global___BoundingBox: _TypeAlias = BoundingBox  # noqa: Y015
 
 @_typing.final
 class StageTimings(_message.Message):
-    """Wall-clock milliseconds spent per stage. Stages a call did not run stay 0."""
+    """Wall-clock milliseconds spent per stage. Stages a call did not run stay 0. Declared in the order a request
+    meets the stages (the numbers are the wire's): the services list their stages from this declaration.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -202,10 +204,10 @@ class StageTimings(_message.Message):
     PARSE_MS_FIELD_NUMBER: _builtins.int
     MASK_MS_FIELD_NUMBER: _builtins.int
     INPAINT_MS_FIELD_NUMBER: _builtins.int
-    COMPOSITE_MS_FIELD_NUMBER: _builtins.int
-    ENCODE_MS_FIELD_NUMBER: _builtins.int
     QUEUE_MS_FIELD_NUMBER: _builtins.int
     DENOISE_MS_FIELD_NUMBER: _builtins.int
+    COMPOSITE_MS_FIELD_NUMBER: _builtins.int
+    ENCODE_MS_FIELD_NUMBER: _builtins.int
     TOTAL_MS_FIELD_NUMBER: _builtins.int
     decode_ms: _builtins.float
     """Decoding and normalising the caller's image (EXIF, alpha, limits)."""
@@ -217,16 +219,16 @@ class StageTimings(_message.Message):
     """Building the mask from the parse (union, grow, feather, coverage check)."""
     inpaint_ms: _builtins.float
     """Inpainting as seen by the caller of the inpainter (includes queueing and transfer)."""
+    queue_ms: _builtins.float
+    """Time the request waited in the inpainter's queue for the pipeline."""
+    denoise_ms: _builtins.float
+    """The denoising loop alone (inside inpaint_ms)."""
     composite_ms: _builtins.float
     """Blending the generated pixels into the original through the soft mask (EditFace: at the photo's full
     resolution, in the orchestrator).
     """
     encode_ms: _builtins.float
     """Encoding the response image(s)."""
-    queue_ms: _builtins.float
-    """Time the request waited in the inpainter's queue for the pipeline."""
-    denoise_ms: _builtins.float
-    """The denoising loop alone (inside inpaint_ms)."""
     total_ms: _builtins.float
     """End to end inside the server that reports these timings."""
     def __init__(
@@ -236,10 +238,10 @@ class StageTimings(_message.Message):
         parse_ms: _builtins.float = ...,
         mask_ms: _builtins.float = ...,
         inpaint_ms: _builtins.float = ...,
-        composite_ms: _builtins.float = ...,
-        encode_ms: _builtins.float = ...,
         queue_ms: _builtins.float = ...,
         denoise_ms: _builtins.float = ...,
+        composite_ms: _builtins.float = ...,
+        encode_ms: _builtins.float = ...,
         total_ms: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
