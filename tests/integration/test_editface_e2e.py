@@ -16,8 +16,9 @@ from PIL import Image
 
 from faceedit.core.imageio import decode_image, encode_image
 from faceedit.core.taxonomy import CLASS_NAMES
+from faceedit.devstack.ports import free_port
 from faceedit.devstack.process import ServiceProcess, health_status
-from faceedit.devstack.triton import TritonServer, free_port
+from faceedit.devstack.triton import TritonServer
 from faceedit.rpc.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, channel_options
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, types_pb2

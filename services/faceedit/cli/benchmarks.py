@@ -236,8 +236,8 @@ def _overhead(args: argparse.Namespace) -> dict:
     }
     if args.server:
         return compare.run_overhead_benchmark(args.server, **options)
+    from faceedit.devstack.ports import free_port
     from faceedit.devstack.stack import LocalStack, StackConfig
-    from faceedit.devstack.triton import free_port
 
     stack = LocalStack(StackConfig(port=free_port(), working_size=args.working_size)).start()
     try:
@@ -248,8 +248,8 @@ def _overhead(args: argparse.Namespace) -> dict:
 
 def _replicas(args: argparse.Namespace) -> dict:
     from faceedit.bench import scaleout
+    from faceedit.devstack.ports import free_port
     from faceedit.devstack.stack import LocalStack, StackConfig
-    from faceedit.devstack.triton import free_port
 
     concurrency, size = args.concurrency[-1], args.size or 256
     sides = []
@@ -282,8 +282,8 @@ def _replicas(args: argparse.Namespace) -> dict:
 def run_soak(args: argparse.Namespace) -> int:
     from faceedit.bench.soak import run_soak as soak
     from faceedit.cli.up import stack_config
+    from faceedit.devstack.ports import free_port
     from faceedit.devstack.stack import LocalStack
-    from faceedit.devstack.triton import free_port
 
     config = stack_config(
         args,

@@ -112,6 +112,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _free_port() -> int:
-    from faceedit.devstack.triton import free_port
+    from faceedit.devstack.ports import free_port
 
     return free_port()
