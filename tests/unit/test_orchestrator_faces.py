@@ -11,13 +11,14 @@ import pytest
 
 from faceedit.core.imageio import decode_image, encode_image
 from faceedit.core.upright import roll_degrees
+from faceedit.export.palette_parser import parse as palette_parse
 from faceedit.orchestrator.errors import classify
 from faceedit.orchestrator.flow import EditFlow
 from faceedit.rpc.messages import from_raw
 from faceedit.rpc.workers import WorkerPool
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import types_pb2
-from tests.fakes import PALETTE, FakeInpainter, FakeParser, by_colour, draw_faces
+from tests.fakes import FakeInpainter, FakeParser, draw_faces
 
 SIZE = (480, 240)
 # Three faces: numbered by head-box area, largest first: 0 the middle one, 1 the left, 2 the right.
@@ -33,7 +34,7 @@ def pool():
 
 def flow(pool: WorkerPool, parser: FakeParser | None = None, inpainter: FakeInpainter | None = None, **kw):
     settings = dict(working_size=64, max_image_bytes=1 << 24, max_image_pixels=1 << 24, max_response_bytes=1 << 26)
-    parser = parser or FakeParser(by_colour(PALETTE), input_size=160)
+    parser = parser or FakeParser(input_size=160)
     return EditFlow(parser, inpainter or FakeInpainter(), pool, default_timeout_s=30.0, **(settings | kw))
 
 
@@ -80,7 +81,7 @@ def test_faces_are_numbered_by_area_and_parse_face_reports_them(pool: WorkerPool
 
 def test_every_face_is_edited_each_in_its_own_crop_with_its_own_seed(pool: WorkerPool) -> None:
     image, truth = group()
-    parser, inpainter = FakeParser(by_colour(PALETTE), input_size=160), FakeInpainter()
+    parser, inpainter = FakeParser(input_size=160), FakeInpainter()
     response = run(flow(pool, parser, inpainter), request(image, lips(), return_masks=True))
     (step,) = response.steps
     assert [f.index for f in step.faces] == [0, 1, 2]
@@ -97,7 +98,7 @@ def test_every_face_is_edited_each_in_its_own_crop_with_its_own_seed(pool: Worke
 
 def test_face_indices_edit_one_face_and_leave_the_others_bit_identical(pool: WorkerPool) -> None:
     image, truth = group()
-    parser, inpainter = FakeParser(by_colour(PALETTE), input_size=160), FakeInpainter()
+    parser, inpainter = FakeParser(input_size=160), FakeInpainter()
     response = run(flow(pool, parser, inpainter), request(image, lips(2), fe.Edit(prompt="x", attribute="hair")))
     first, second = response.steps
     assert [f.index for f in first.faces] == [2] and [r.seed for r in inpainter.requests[:1]] == [9]
@@ -173,7 +174,7 @@ def tilted_edit(pool: WorkerPool, threshold: float):
     and its true labels."""
     image, truth = draw_faces((320, 320), [(160, 150, 120, 35.0)])
     inpainter = FakeInpainter()
-    parser = FakeParser(by_colour(PALETTE), input_size=128)
+    parser = FakeParser(input_size=128)
     editor = flow(pool, parser, inpainter, working_size=256, roll_threshold=threshold)
     response = run(editor, request(image, EYES, return_masks=True))
     received = np.ascontiguousarray(from_raw(inpainter.requests[0].image, channels=3))
@@ -184,7 +185,7 @@ def test_a_tilted_face_reaches_the_inpainter_upright_and_lands_back_exactly(pool
     response, received, image, truth = tilted_edit(pool, 15.0)
     (face,) = response.steps[0].faces
     assert face.roll_degrees == pytest.approx(35, abs=3)
-    level = roll_degrees(by_colour(PALETTE)(received))
+    level = roll_degrees(palette_parse(received))
     assert level is not None and abs(level) <= 3
     mask = decode_image(response.steps[0].mask.data)[..., 0]
     result = decode_image(response.image.data)
@@ -195,5 +196,17 @@ def test_a_tilted_face_reaches_the_inpainter_upright_and_lands_back_exactly(pool
 
 def test_above_the_threshold_only_a_face_is_turned(pool: WorkerPool) -> None:
     response, received, _, _ = tilted_edit(pool, 40.0)
-    assert roll_degrees(by_colour(PALETTE)(received)) == pytest.approx(35, abs=3)
+    assert roll_degrees(palette_parse(received)) == pytest.approx(35, abs=3)
     assert response.steps[0].faces[0].roll_degrees == pytest.approx(35, abs=3)
+
+
+@pytest.mark.parametrize("attribute", ["hair", "skin", "eyebrows", "lips"])
+def test_every_pixel_of_an_unselected_face_is_the_inputs(pool: WorkerPool, attribute: str) -> None:
+    image, truth = group()
+    response = run(flow(pool), request(image, fe.Edit(prompt="x", attribute=attribute, face_indices=[1])))
+    result = decode_image(response.image.data)
+    left, middle, right = (head_of(truth, x) for x, *_ in GROUP)
+    assert [f.index for f in response.steps[0].faces] == [1]
+    assert np.any(result[left] != image[left])  # face 1 (left) changed ...
+    for head in (middle, right):  # ... faces 0 and 2 are the input, bit for bit
+        assert np.array_equal(result[head], image[head])

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from faceedit.core.imageio import decode_image, encode_image
+from faceedit.export.palette_parser import PALETTE
 from faceedit.orchestrator.errors import InpainterFailedError, classify
 from faceedit.orchestrator.flow import EditFlow
 from faceedit.orchestrator.parser_client import ParserError, ParserUnavailableError
@@ -17,9 +18,9 @@ from faceedit.rpc.messages import STAGES
 from faceedit.rpc.workers import WorkerPool
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import types_pb2
-from tests.fakes import COLOUR, PALETTE, FakeInpainter, FakeParser, by_colour, draw_faces
+from tests.fakes import FakeInpainter, FakeParser, draw_faces
 
-HAIR = COLOUR[13]
+HAIR = tuple(int(c) for c in PALETTE[13])
 BLUE = (0, 0, 255)
 
 
@@ -64,34 +65,32 @@ def failure(editor: EditFlow, req: fe.EditFaceRequest, **kwargs):
 
 
 def test_each_edit_parses_the_image_the_previous_edit_left(pool: WorkerPool) -> None:
-    parser, inpainter = FakeParser(by_colour(PALETTE)), FakeInpainter(colour=HAIR)
+    parser, inpainter = FakeParser(), FakeInpainter(colour=HAIR)
     response, _ = run(flow(parser, inpainter, pool), request(["l_lip"], ["hair"], return_masks=True))
     # The whole photo once (finding the face), then the face's frame once per edit.
     assert [len(b) for b in parser.batches] == [1, 1, 1]
     _, first, second = parser.batches
     painted = np.all(np.abs(second[0].astype(int) - HAIR) <= 8, axis=-1)
-    lips = np.all(np.abs(first[0].astype(int) - COLOUR[12]) <= 8, axis=-1)
+    lips = np.all(np.abs(first[0].astype(int) - PALETTE[12]) <= 8, axis=-1)
     assert lips.any() and (painted & lips).sum() >= 0.8 * lips.sum()  # the second parse saw the painted lips
     # The second edit's region holds the old lips only because the first painted them hair.
     mask = decode_image(response.steps[1].mask.data)[..., 0]
     _, truth = draw_faces((96, 120), [(48, 120 / 2.3, 96 * 0.55, 0.0)])
-    assert (mask[truth == 12] > 128).mean() > 0.95
+    assert (mask[truth == 12] > 128).mean() > 0.9
     assert [s.index for s in response.steps] == [0, 1]
     # Every inpaint request carried a region only, bounded by the working size.
     assert all(max(r.image.width, r.image.height) <= 64 for r in inpainter.requests)
 
 
 def test_pixels_outside_the_mask_are_the_callers(pool: WorkerPool) -> None:
-    response, _ = run(
-        flow(FakeParser(by_colour(PALETTE)), FakeInpainter(), pool), request(["l_lip"], return_masks=True)
-    )
+    response, _ = run(flow(FakeParser(), FakeInpainter(), pool), request(["l_lip"], return_masks=True))
     result, mask = decode_image(response.image.data), decode_image(response.steps[0].mask.data)[..., 0]
     assert np.array_equal(result[mask == 0], portrait()[mask == 0])
     assert (mask == 255).any() and (result[mask == 255] == BLUE).all()
 
 
 def test_totals_are_the_sums_of_the_steps_plus_decode_and_encode(pool: WorkerPool) -> None:
-    response, _ = run(flow(FakeParser(by_colour(PALETTE)), FakeInpainter(), pool), request(["l_lip"], ["skin"]))
+    response, _ = run(flow(FakeParser(), FakeInpainter(), pool), request(["l_lip"], ["skin"]))
     totals = response.timings
     for stage in STAGES:
         summed = sum(getattr(s.timings, f"{stage}_ms") for s in response.steps)
@@ -104,24 +103,22 @@ def test_totals_are_the_sums_of_the_steps_plus_decode_and_encode(pool: WorkerPoo
 
 
 def test_return_masks_sends_each_steps_images_and_the_intermediate_result(pool: WorkerPool) -> None:
-    response, _ = run(
-        flow(FakeParser(by_colour(PALETTE)), FakeInpainter(), pool), request(["l_lip"], ["skin"], return_masks=True)
-    )
+    response, _ = run(flow(FakeParser(), FakeInpainter(), pool), request(["l_lip"], ["skin"], return_masks=True))
     first, last = response.steps
     for step in (first, last):
         assert decode_image(step.mask.data).shape[:2] == (120, 96)
-        assert set(np.unique(decode_image(step.labels.data)[..., 0])) <= set(PALETTE.values()) | {0}
+        assert set(np.unique(decode_image(step.labels.data)[..., 0])) <= set(range(len(PALETTE)))
         assert step.parse_map.data and step.timings.encode_ms > 0
     intermediate = decode_image(first.image.data)
     assert np.array_equal(intermediate, decode_image(encode_image(intermediate)))  # PNG, lossless
     assert not last.HasField("image")  # the last step's image is the response's
-    plain, _ = run(flow(FakeParser(by_colour(PALETTE)), FakeInpainter(), pool), request(["l_lip"]))
+    plain, _ = run(flow(FakeParser(), FakeInpainter(), pool), request(["l_lip"]))
     assert not plain.steps[0].mask.data and not plain.steps[0].labels.data and plain.steps[0].timings.encode_ms == 0
 
 
 def test_stream_events_come_in_stage_order_and_name_their_edit(pool: WorkerPool) -> None:
     response, events = run(
-        flow(FakeParser(by_colour(PALETTE)), FakeInpainter(total_steps=3), pool),
+        flow(FakeParser(), FakeInpainter(total_steps=3), pool),
         request(["l_lip"], ["skin"]),
         stream=True,
     )
@@ -158,7 +155,7 @@ def test_stream_events_come_in_stage_order_and_name_their_edit(pool: WorkerPool)
 
 
 def test_parse_face_reports_the_parse_of_the_photo(pool: WorkerPool) -> None:
-    parser = FakeParser(by_colour(PALETTE))
+    parser = FakeParser()
     editor = flow(parser, FakeInpainter(), pool)
     req = fe.ParseFaceRequest(image=types_pb2.EncodedImage(data=encode_image(portrait())))
     response = asyncio.run(editor.parse_face(req, editor.call("p", None)))
@@ -219,22 +216,20 @@ def overload() -> InpainterFailedError:
 def test_dependency_failures_end_in_the_documented_status(
     pool: WorkerPool, parser_failure, inpainter_failure, code: str, message: str, trailers: tuple, stream: bool
 ) -> None:
-    editor = flow(
-        FakeParser(by_colour(PALETTE), failure=parser_failure), FakeInpainter(failure=inpainter_failure), pool
-    )
+    editor = flow(FakeParser(failure=parser_failure), FakeInpainter(failure=inpainter_failure), pool)
     result = failure(editor, request(["l_lip"]), stream=stream)
     assert (result.code.name, result.trailers) == (code, trailers) and message in result.message
 
 
 def test_a_spent_deadline_is_deadline_exceeded_before_any_parse(pool: WorkerPool) -> None:
-    parser = FakeParser(by_colour(PALETTE))
+    parser = FakeParser()
     result = failure(flow(parser, FakeInpainter(), pool), request(["l_lip"]), remaining_s=0.0)
     assert (result.code, result.message) == (grpc.StatusCode.DEADLINE_EXCEEDED, "the request's deadline passed")
     assert parser.batches == []
 
 
 def test_a_response_above_the_message_limit_is_invalid_argument_naming_the_ways_out(pool: WorkerPool) -> None:
-    editor = flow(FakeParser(by_colour(PALETTE)), FakeInpainter(), pool, max_response_bytes=2000)
+    editor = flow(FakeParser(), FakeInpainter(), pool, max_response_bytes=2000)
     result = failure(editor, request(["l_lip"], return_masks=True))
     assert result.code == grpc.StatusCode.INVALID_ARGUMENT
     assert "above this server's 2000-byte message limit" in result.message and "JPEG or WebP" in result.message
@@ -247,13 +242,13 @@ def test_a_stream_without_a_result_is_internal(pool: WorkerPool) -> None:
             return
             yield
 
-    result = failure(flow(FakeParser(by_colour(PALETTE)), Silent(), pool), request(["l_lip"]), stream=True)
+    result = failure(flow(FakeParser(), Silent(), pool), request(["l_lip"]), stream=True)
     assert (result.code, result.message) == (grpc.StatusCode.INTERNAL, "the inpainter's stream ended without a result")
 
 
 def test_an_absent_region_is_failed_precondition_and_costs_no_inpaint(pool: WorkerPool) -> None:
     inpainter = FakeInpainter()
-    result = failure(flow(FakeParser(by_colour(PALETTE)), inpainter, pool), request(["hat"]))
+    result = failure(flow(FakeParser(), inpainter, pool), request(["hat"]))
     assert result.code == grpc.StatusCode.FAILED_PRECONDITION
     assert (
         result.message
@@ -263,7 +258,7 @@ def test_an_absent_region_is_failed_precondition_and_costs_no_inpaint(pool: Work
 
 
 def test_a_bad_request_is_invalid_argument_before_any_dependency(pool: WorkerPool) -> None:
-    parser = FakeParser(by_colour(PALETTE))
+    parser = FakeParser()
     result = failure(flow(parser, FakeInpainter(), pool), request(["lipz"]))
     assert result.code == grpc.StatusCode.INVALID_ARGUMENT and "edits[0]" in result.message
     assert parser.batches == []

@@ -96,7 +96,9 @@ class Edit(_message.Message):
     def face_indices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """The faces this edit changes, by face index (see FaceEditor: numbering). Empty: every face found. An index
         with no face is FAILED_PRECONDITION saying how many faces were found. Each face's region is framed and
-        rendered on its own; pixels of the other faces stay the input's, bit for bit.
+        rendered on its own; pixels of the other faces stay the input's, bit for bit. Regions that are no part of a
+        head (background, necklace, clothing) and masks that are inverted or replaced by the caller's are edited on
+        the whole photo, as one region: face_indices is then INVALID_ARGUMENT.
         """
 
     def __init__(

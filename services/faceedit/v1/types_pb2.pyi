@@ -285,11 +285,15 @@ class MaskOptions(_message.Message):
     min_coverage: _builtins.float
     """Minimum fraction of the face frame's pixels above 128 in the face's final mask (of the face frame, not of
     the photo: a full-body photo's lips pass like a portrait's). Default 0.001 (0.1%, thesis 4.4.3).
-    Below it the edit fails with FAILED_PRECONDITION naming the attribute and the coverage found.
+    A face named in Edit.face_indices below it fails the edit with FAILED_PRECONDITION naming the attribute,
+    the face and the coverage found; with face_indices empty, faces below it (a hat on one head of three) are
+    left as they are, and the edit fails so only when no face qualifies. Regions edited on the whole photo
+    (background, necklace, clothing; an inverted mask; a caller's mask that replaces the parse): a fraction of
+    the photo's pixels, as before.
     """
     max_coverage: _builtins.float
-    """Maximum fraction of the face frame's pixels above 128. Default 1.0 (no limit). Above it:
-    FAILED_PRECONDITION.
+    """Maximum fraction of the face frame's pixels above 128 (whole-photo regions: of the photo's). Default 1.0 (no
+    limit). Above it: FAILED_PRECONDITION, face by face as min_coverage.
     """
     convex_hull: _builtins.bool
     """Replace the region by its convex hull (CA-Edit's rough masks; fills gaps in hair and lips). Default off."""
