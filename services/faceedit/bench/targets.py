@@ -8,7 +8,7 @@ load generator samples before and after a level.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,6 +88,7 @@ def editface_target(
     input_format: str = "png",
     tls: ChannelTls | None = None,
     token: str | None = None,
+    face_boxes: Sequence[types_pb2.BoundingBox] = (),
 ) -> Target:
     channel = dial(address, tls=tls, token=token, max_message_bytes=FRONT_DOOR_MAX_MESSAGE_BYTES)
     stub = face_editor_pb2_grpc.FaceEditorStub(channel)
@@ -95,6 +96,7 @@ def editface_target(
         image=types_pb2.EncodedImage(data=encode_image(image, input_format)),
         edits=edits,
         output_format=FORMATS[output_format],
+        face_boxes=face_boxes,
     )
 
     async def call() -> dict[str, float]:
