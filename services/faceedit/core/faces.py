@@ -230,12 +230,13 @@ def owned_region(faces: Sequence[Face], face: Face) -> np.ndarray:
     """Boolean map over face's frame of the pixels it owns: where frames overlap, a pixel belongs to the face
     whose box is nearest (Euclidean distance to the box, 0 inside it; ties to the lower index)."""
     fx0, fy0, fx1, fy1 = face.frame
+    owned = np.ones((fy1 - fy0, fx1 - fx0), bool)
+    others = [o for o in faces if o.index != face.index and _overlap(face.frame, o.frame)]
+    if not others:  # the usual case; the distance maps of a 4000 px frame cost ~30 ms
+        return owned
     cols, rows = np.arange(fx0, fx1), np.arange(fy0, fy1)
     mine = _box_distance(face.box, cols, rows)
-    owned = np.ones(mine.shape, bool)
-    for other in faces:
-        if other.index == face.index or not _overlap(face.frame, other.frame):
-            continue
+    for other in others:
         ox0, oy0, ox1, oy1 = other.frame
         inside = ((rows >= oy0) & (rows < oy1))[:, None] & ((cols >= ox0) & (cols < ox1))[None, :]
         theirs = _box_distance(other.box, cols, rows)

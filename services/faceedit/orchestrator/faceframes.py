@@ -46,10 +46,24 @@ class View:
         return space_image if self.turn is None else turn_back(space_image, self.turn, nearest=nearest)
 
 
-def coarse_rolls(coarse: np.ndarray, faces: list[Face]) -> dict[int, float | None]:
-    """Each face's roll from the whole-photo parse (labels at the photo's size), before any fine parse: it
-    decides whether the face's first fine parse is already upright, so each step costs one parser request."""
-    return {face.index: roll_degrees(coarse[face.frame_slices]) for face in faces}
+def coarse_rolls(labels: np.ndarray, placement: Letterbox, faces: list[Face]) -> dict[int, float | None]:
+    """Each face's roll from the whole-photo parse, before any fine parse: it decides whether the face's first fine
+    parse is already upright, so each step costs one parser request. Measured on the parser's own output (the
+    letterbox scales both axes alike, so angles are the photo's): on labels mapped to a 12 MP photo the same angle
+    costs ~40x the time."""
+    scale_x = placement.new_width / placement.src_width
+    scale_y = placement.new_height / placement.src_height
+    rolls = {}
+    for face in faces:
+        x0, y0, x1, y1 = face.frame
+        cols = slice(
+            placement.pad_left + int(x0 * scale_x), placement.pad_left + max(int(x0 * scale_x) + 1, round(x1 * scale_x))
+        )
+        rows = slice(
+            placement.pad_top + int(y0 * scale_y), placement.pad_top + max(int(y0 * scale_y) + 1, round(y1 * scale_y))
+        )
+        rolls[face.index] = roll_degrees(labels[rows, cols])
+    return rolls
 
 
 def fine_input(
@@ -81,7 +95,7 @@ class FineParse:
 def fine_parse(labels: np.ndarray, view: View) -> FineParse:
     """The parser's square output for one face mapped back to its work space and frame."""
     space = unletterbox(labels, view.placement, nearest=True)
-    residual = roll_degrees(space)
+    residual = roll_degrees(labels)  # the parser's output: the same angle as on the work space, at ~1/50 the cost
     applied = 0.0 if view.turn is None else view.turn.angle
     roll = None if residual is None else _wrap(applied + residual)
     return FineParse(view, space, view.to_frame(space, nearest=True), roll)
@@ -122,13 +136,17 @@ def face_mask(
     view = parse.view
     face_spec, face_knobs = face_relative(spec, knobs, face_scale(view.face), given=given)
     owned = owned_region(faces, view.face)
-    owned_space = view.to_space(owned.view(np.uint8), nearest=True) > 0
-    labels = np.where(owned_space, parse.space_labels, NOT_OWNED).astype(np.uint8)
     extra_space = None if extra is None else view.to_space(extra[view.face.frame_slices])
     unchecked = replace(face_spec, min_coverage=0.0, max_coverage=1.0)
-    space = build_mask(labels, class_ids, unchecked, extra=extra_space, attribute=attribute)
-    space = np.where(owned_space, space, 0).astype(np.uint8)
-    frame = np.where(owned, view.to_frame(space), 0).astype(np.uint8)
+    if view.turn is None and owned.all():  # one face, level: nothing to cut, and full-frame copies cost ~50 ms
+        space = build_mask(parse.space_labels, class_ids, unchecked, extra=extra_space, attribute=attribute)
+        frame = space
+    else:
+        owned_space = view.to_space(owned.view(np.uint8), nearest=True) > 0
+        labels = np.where(owned_space, parse.space_labels, NOT_OWNED).astype(np.uint8)
+        space = build_mask(labels, class_ids, unchecked, extra=extra_space, attribute=attribute)
+        space = np.where(owned_space, space, 0).astype(np.uint8)
+        frame = np.where(owned, view.to_frame(space), 0).astype(np.uint8)
     coverage = float(np.count_nonzero(frame > 128)) / frame.size
     return FaceMask(space, frame, coverage, face_spec, face_knobs)
 

@@ -189,7 +189,7 @@ class EditFlow:
             found = await self.pool.run(find_faces, labels, placement)
             photo.faces = found[: self.max_faces]
         if not photo.rolls:
-            photo.rolls = await self.pool.run(coarse_rolls, photo.coarse, photo.faces)
+            photo.rolls = await self.pool.run(coarse_rolls, labels, placement, photo.faces)
 
     async def _parse_faces(self, photo: Photo, faces: Sequence[Face], call: Call, clock: Clock) -> list[FineParse]:
         """Every face frame at the parser's input size, in one batched request; each face's roll measured again."""
