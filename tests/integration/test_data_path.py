@@ -146,7 +146,7 @@ def test_over_the_in_flight_limit_is_refused_before_the_image_is_decoded(
         with ThreadPoolExecutor(1) as pool:
             first = pool.submit(stub.EditFace, slow, timeout=120)
             wait_for(
-                lambda: first.done() or metric_value(orchestrator.metrics_url, "faceedit_in_flight") == 1,
+                lambda: first.done() or metric_value(orchestrator.metrics_url, "faceedit_orchestrator_in_flight") == 1,
                 "the first call",
             )
             assert not first.done(), first.exception()
@@ -158,7 +158,7 @@ def test_over_the_in_flight_limit_is_refused_before_the_image_is_decoded(
             assert excinfo.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "maximum of 1 requests" in excinfo.value.details()
             assert first.result().steps[0].steps_run > 0  # the admitted call was not disturbed
-        sample = 'faceedit_requests_total{code="RESOURCE_EXHAUSTED",method="EditFace"}'
+        sample = 'faceedit_orchestrator_requests_total{code="RESOURCE_EXHAUSTED",method="EditFace"}'
         assert metric_value(orchestrator.metrics_url, sample) == 1
     finally:
         orchestrator.stop()

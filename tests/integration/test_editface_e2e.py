@@ -286,7 +286,7 @@ def test_a_cancelled_call_cancels_the_inpainting_it_started(
 ) -> None:
     inpainter_method = {"EditFace": "Inpaint", "StreamEditFace": "StreamInpaint"}[method]
     downstream_cancelled = f'faceedit_inpainter_requests_total{{code="CANCELLED",method="{inpainter_method}"}}'
-    cancelled = f'faceedit_requests_total{{code="CANCELLED",method="{method}"}}'
+    cancelled = f'faceedit_orchestrator_requests_total{{code="CANCELLED",method="{method}"}}'
     steps = "faceedit_inpainter_denoise_steps_total"
     before = {
         name: metric_value(url, name)

@@ -50,10 +50,12 @@ def test_prometheus_scrapes_the_local_stack_with_the_rules_loaded(
         "face-parser": [triton_server.metrics_url],
     }
     with LocalPrometheus(targets) as prometheus:
-        assert set(prometheus.rule_groups()) == {"faceedit.recording", "faceedit.alerts"}
+        assert set(prometheus.rule_groups()) == {"faceedit.recording", "faceedit.deprecated-aliases", "faceedit.alerts"}
         _one_parse_and_one_edit(editor_stack.address)
         prometheus.wait_for("up == 1", until=lambda result: {r["metric"]["job"] for r in result} == set(targets))
-        edits = prometheus.wait_for('faceedit_requests_total{job="orchestrator", method="EditFace", code="OK"}')
+        edits = prometheus.wait_for(
+            'faceedit_orchestrator_requests_total{job="orchestrator", method="EditFace", code="OK"}'
+        )
         assert _value(edits) >= 1
         parses = prometheus.wait_for(
             'nv_inference_request_success{job="face-parser", model="face_parser"}',
@@ -62,9 +64,13 @@ def test_prometheus_scrapes_the_local_stack_with_the_rules_loaded(
         assert _value(parses) >= 2
         assert _value(prometheus.wait_for('faceedit_inpainter_requests_total{code="OK"}')) >= 1
         # Rules evaluate on the real series (a rate needs two scrapes of the counter).
-        recorded = prometheus.wait_for('namespace_method:faceedit_requests:rate5m{method="EditFace"}')
+        recorded = prometheus.wait_for('namespace_method:faceedit_orchestrator_requests:rate5m{method="EditFace"}')
         assert recorded[0]["metric"].get("namespace") is None  # no namespace label locally: one group
         prometheus.wait_for('namespace_model:nv_inference_request_success:rate5m{model="face_parser"}')
+        # Dashboards and alerts written against the orchestrator's old names still find its calls.
+        old_name = prometheus.wait_for('faceedit_requests_total{job="orchestrator", method="EditFace", code="OK"}')
+        assert _value(old_name) == _value(edits)  # one edit, counted once: no other call since
+        prometheus.wait_for('namespace_method:faceedit_requests:rate5m{method="EditFace"}')
         dashboard = json.loads(DASHBOARD.read_text())
         for panel in dashboard["panels"]:
             for target in panel.get("targets", []):

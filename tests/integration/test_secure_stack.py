@@ -30,7 +30,11 @@ from faceedit.v1 import face_editor_pb2_grpc, types_pb2
 from tests.helpers import FACEEDIT
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
-WORK = ("faceedit_stage_seconds_count", "faceedit_inpainter_requests_total", "nv_inference_request_success")
+WORK = (
+    "faceedit_orchestrator_stage_seconds_count",
+    "faceedit_inpainter_requests_total",
+    "nv_inference_request_success",
+)
 
 
 def _total(url: str, name: str) -> float:
@@ -113,7 +117,7 @@ def test_strangers_are_refused_at_every_hop(secure: LocalStack, tmp_path: Path) 
 
 def test_no_token_or_a_wrong_one_is_unauthenticated_before_any_work(secure: LocalStack) -> None:
     before = _work_done(secure)
-    rejected = _total(secure.orchestrator.metrics_url, "faceedit_auth_rejections_total")
+    rejected = _total(secure.orchestrator.metrics_url, "faceedit_orchestrator_auth_rejections_total")
     parse = fe.ParseFaceRequest(image=types_pb2.EncodedImage(data=_image()))
     codes = []
     for token in (None, "wrong-token"):
@@ -127,7 +131,7 @@ def test_no_token_or_a_wrong_one_is_unauthenticated_before_any_work(secure: Loca
             ]
     assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 8
     assert _work_done(secure) == before  # no decode, no parse on Triton, no inpaint
-    assert _total(secure.orchestrator.metrics_url, "faceedit_auth_rejections_total") == rejected + 8
+    assert _total(secure.orchestrator.metrics_url, "faceedit_orchestrator_auth_rejections_total") == rejected + 8
 
 
 def test_the_right_credentials_edit_end_to_end_through_the_cli(secure: LocalStack, tmp_path: Path) -> None:

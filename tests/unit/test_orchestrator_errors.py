@@ -120,6 +120,6 @@ def test_metrics_observe_every_stage_of_a_response() -> None:
     )
     metrics.observe_stages(fe.EditFaceResponse(timings=timings))
     for stage in STAGES:
-        count = metrics.registry.get_sample_value("faceedit_stage_seconds_count", {"stage": stage})
-        total = metrics.registry.get_sample_value("faceedit_stage_seconds_sum", {"stage": stage})
+        count = metrics.registry.get_sample_value("faceedit_orchestrator_stage_seconds_count", {"stage": stage})
+        total = metrics.registry.get_sample_value("faceedit_orchestrator_stage_seconds_sum", {"stage": stage})
         assert count == 1 and total == pytest.approx(getattr(timings, f"{stage}_ms") / 1000)

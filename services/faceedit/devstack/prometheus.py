@@ -6,7 +6,7 @@ It runs the `prometheus` binary of Debian's `prometheus` package with a generate
 match), short scrape and rule-evaluation intervals, and its TSDB in a scratch directory.
 
     with LocalPrometheus({"orchestrator": ["http://127.0.0.1:9101/metrics"]}) as prom:
-        prom.wait_for('faceedit_requests_total{method="EditFace"}')
+        prom.wait_for('faceedit_orchestrator_requests_total{method="EditFace"}')
 """
 
 from __future__ import annotations

@@ -1,55 +1,41 @@
-"""The inpainter's Prometheus metrics: calls by status, latency, the queue (depth, capacity, wait, estimated
-wait), denoising speed, and the bytes each request brings (bounded by the canvas, whatever the photo)."""
+"""The inpainter's Prometheus metrics (faceedit_inpainter_*): calls by status, latency, the queue (depth, capacity,
+wait, estimated wait), denoising speed, and the bytes each request brings (bounded by the canvas, whatever the
+photo)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from faceedit.rpc.metrics import ServiceMetrics
 
 QUEUE_WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120)
 
 
 class Metrics:
     def __init__(self, queue_size: int) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "faceedit_inpainter_requests",
-            "Inpaint calls by method and gRPC code",
-            ["method", "code"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "faceedit_inpainter_latency_seconds",
+        series = ServiceMetrics("inpainter")
+        self.registry = series.registry
+        self.requests = series.counter("requests", "Inpaint calls by method and gRPC code", ["method", "code"])
+        self.latency = series.histogram(
+            "latency_seconds",
             "Inpaint call latency",
-            ["method"],
-            registry=self.registry,
             buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128),
+            labels=["method"],
         )
-        self.queue_depth = Gauge("faceedit_inpainter_queue_depth", "Requests waiting", registry=self.registry)
-        self.queue_capacity = Gauge(
-            "faceedit_inpainter_queue_capacity", "Requests that may wait (--queue-size)", registry=self.registry
-        )
+        self.queue_depth = series.gauge("queue_depth", "Requests waiting")
+        self.queue_capacity = series.gauge("queue_capacity", "Requests that may wait (--queue-size)")
         self.queue_capacity.set(queue_size)
-        self.queue_wait = Histogram(
-            "faceedit_inpainter_queue_wait_seconds",
-            "Time admitted requests waited for the pipeline",
-            registry=self.registry,
-            buckets=QUEUE_WAIT_BUCKETS,
+        self.queue_wait = series.histogram(
+            "queue_wait_seconds", "Time admitted requests waited for the pipeline", buckets=QUEUE_WAIT_BUCKETS
         )
-        self.estimated_wait = Gauge(
-            "faceedit_inpainter_estimated_wait_seconds",
-            "Estimated wait of a request admitted now (drives admission)",
-            registry=self.registry,
+        self.estimated_wait = series.gauge(
+            "estimated_wait_seconds", "Estimated wait of a request admitted now (drives admission)"
         )
-        self.received_bytes = Histogram(
-            "faceedit_inpainter_request_bytes",
+        self.received_bytes = series.histogram(
+            "request_bytes",
             "Size of received Inpaint requests",
-            registry=self.registry,
             buckets=(2**16, 2**18, 2**20, 2**21, 2**22, 2**23, 2**24, 2**26, 2**28),
         )
-        self.steps = Counter("faceedit_inpainter_denoise_steps", "Denoising steps run", registry=self.registry)
-        self.steps_per_second = Gauge(
-            "faceedit_inpainter_steps_per_second", "Denoising speed of the last request", registry=self.registry
-        )
+        self.steps = series.counter("denoise_steps", "Denoising steps run")
+        self.steps_per_second = series.gauge("steps_per_second", "Denoising speed of the last request")
 
     def observe(self, method: str, code: str, seconds: float) -> None:
         self.requests.labels(method, code).inc()
