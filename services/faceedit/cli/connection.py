@@ -35,6 +35,7 @@ def add_client_flags(p: argparse.ArgumentParser, *, server_help: str = "orchestr
         "--secure",
         env="FACEEDIT_SECURE_DIR",
         type=Path,
+        metavar="DIR",
         help="directory written by `faceedit up --secure DIR`: its ca.crt, client.crt, client.key and token",
     )
 
