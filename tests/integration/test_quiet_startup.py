@@ -1,7 +1,7 @@
 """Start-up prints nothing that does not concern the user: no transformers warnings about torchvision (not a
-dependency; its PIL processors are the ones faceedit uses), no per-shard progress bars from the model builds that
-`faceedit up` and `faceedit demo` run, none in the inpainter's start-up log. Warnings that concern the user stay:
-the filter matches only transformers' torchvision fallback message."""
+dependency; its PIL processors are the ones faceedit uses), no per-shard progress bars or tracer warnings from the
+model builds and the parser export that `faceedit up` and `faceedit demo` run, none in the inpainter's start-up
+log. Warnings that concern the user stay: each filter matches one message only."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from faceedit.devstack.process import ServiceProcess
 
-NOISE = ("requires torchvision", "falling back to", "Writing model shards")
+NOISE = ("requires torchvision", "falling back to", "Writing model shards", "TracerWarning")
 
 
 def _noise(text: str) -> list[str]:
@@ -28,6 +28,19 @@ def test_model_builds_are_quiet(module: str, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert _noise(result.stderr) == [], result.stderr
+
+
+def test_parser_export_is_quiet(parser_checkpoint: Path, tmp_path: Path) -> None:
+    # What `faceedit up` runs first on a fresh --models-dir (in its own process there).
+    out = tmp_path / "model.onnx"
+    result = subprocess.run(
+        [sys.executable, "-m", "faceedit.export.onnx_export", "--model", str(parser_checkpoint), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.exists() and _noise(result.stderr) == [], result.stderr
 
 
 def test_inpainter_start_up_log_is_quiet(inpainter_server: ServiceProcess) -> None:
