@@ -6,7 +6,7 @@ TRITON_VENV ?= .venv-triton
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: setup setup-triton-gpu prometheus demo test lint fmt proto proto-check deploy-check bench-parser bench-crop bench-overhead clean
+.PHONY: setup setup-triton-gpu prometheus demo test test-unit lint fmt proto proto-check deploy-check bench-parser bench-crop bench-overhead gpu-wheels gpu-check gpu-check-dry clean
 
 setup: $(VENV)/.installed $(TRITON_VENV)/.installed prometheus
 
@@ -54,6 +54,10 @@ demo: setup
 test: setup proto-check lint
 	$(PY) -m pytest
 
+## test-unit: the fast unit tests alone (no process, no model build; `-m slow` are left out): seconds, for the edit loop
+test-unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit -m "not slow" -q
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -84,6 +88,18 @@ bench-crop: setup
 
 bench-overhead: setup
 	$(BIN)/faceedit compare overhead
+
+## gpu-wheels: the wheels the GPU machine's image lacks -> build/gpu-wheels (carried to it; checked against 64 MiB)
+gpu-wheels: $(VENV)/.installed
+	PY=$(PY) deploy/gpu/gather.sh
+
+## gpu-check: on the GPU machine (the device tool's run: see the README's "GPU check"), installs included, < 8 min
+gpu-check:
+	bash deploy/gpu/run.sh
+
+## gpu-check-dry: the same cases with the tiny models on this machine's CPU (also in make test)
+gpu-check-dry: setup
+	$(BIN)/faceedit gpu-check --tiny --device cpu --parser-server standin --out out/gpu-check-dry
 
 clean:
 	rm -rf $(VENV) $(TRITON_VENV) out build models .pytest_cache .ruff_cache

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from faceedit.devstack.ports import free_port
 from faceedit.devstack.process import ServiceProcess
-from faceedit.devstack.triton import TritonServer, free_port
+from faceedit.devstack.triton import TritonServer
 from tests.helpers import run_faceedit
 
 SMALL = ("--steps", "2", "--size", "96")

@@ -14,8 +14,8 @@ from grpc_health.v1 import health_pb2
 
 from faceedit.core.imageio import decode_image, encode_image
 from faceedit.core.taxonomy import ATTRIBUTES
+from faceedit.devstack.ports import free_port
 from faceedit.devstack.process import ServiceProcess, health_status
-from faceedit.devstack.triton import free_port
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, types_pb2
 from tests.helpers import FACEEDIT, run_faceedit

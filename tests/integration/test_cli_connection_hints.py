@@ -12,7 +12,7 @@ import pytest
 from grpc_health.v1 import health, health_pb2_grpc
 
 from faceedit.devstack.devpki import DevPki, write_dev_pki
-from faceedit.devstack.triton import free_port
+from faceedit.devstack.ports import free_port
 from tests.helpers import run_faceedit
 
 

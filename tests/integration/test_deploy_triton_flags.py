@@ -16,8 +16,9 @@ import pytest
 import tritonclient.grpc as triton_grpc
 from tritonclient.utils import InferenceServerException
 
+from faceedit.devstack.ports import free_port
 from faceedit.devstack.process import dies_with_parent
-from faceedit.devstack.triton import default_triton_venv, free_port
+from faceedit.devstack.triton import default_triton_venv
 from tests.fixtures.deploy import by_kind, env_of, main_container, pod_spec
 
 # Only what a CPU-only loopback run needs on top of the manifest's arguments.

@@ -16,8 +16,9 @@ from PIL import Image
 
 from faceedit.core.imageio import decode_image, encode_image
 from faceedit.core.taxonomy import CLASS_NAMES
+from faceedit.devstack.ports import free_port
 from faceedit.devstack.process import ServiceProcess, health_status
-from faceedit.devstack.triton import TritonServer, free_port
+from faceedit.devstack.triton import TritonServer
 from faceedit.rpc.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, channel_options
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, types_pb2
@@ -137,8 +138,14 @@ def test_stream_delivers_stage_and_step_events_in_order_then_the_result(editor_s
     kinds = [e.WhichOneof("event") for e in events]
     assert kinds[-1] == "result" and kinds.count("result") == 1
     assert [e.step.index for e in events if e.HasField("step")] == [0, 1]
-    for index in (0, 1):
-        progress = [e.progress.step for e in events if e.HasField("progress") and e.progress.edit_index == index]
+    renders = {(e.progress.edit_index, e.progress.face_index) for e in events if e.HasField("progress")}
+    assert {edit for edit, _ in renders} == {0, 1}
+    for index, face in renders:  # each face of an edit renders on its own, its steps in order
+        progress = [
+            e.progress.step
+            for e in events
+            if e.HasField("progress") and (e.progress.edit_index, e.progress.face_index) == (index, face)
+        ]
         assert progress == list(range(1, STEPS + 1))
     stages = [(e.stage.stage, e.stage.edit_index, e.stage.done) for e in events if e.HasField("stage")]
     assert stages[0] == (fe.STAGE_DECODE, 0, False) and stages[-1] == (fe.STAGE_ENCODE, 0, True)

@@ -12,8 +12,8 @@ import pytest
 from faceedit.bench.targets import portrait
 from faceedit.cli.main import main
 from faceedit.core.imageio import encode_image
+from faceedit.devstack.ports import free_port
 from faceedit.devstack.process import ServiceProcess
-from faceedit.devstack.triton import free_port
 from faceedit.rpc.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, channel_options
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, types_pb2

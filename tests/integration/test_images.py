@@ -21,7 +21,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,8 +30,9 @@ import onnx
 import pytest
 from grpc_health.v1 import health_pb2
 
-from faceedit.devstack.process import ServiceProcess, health_status, log_tail, terminate
-from faceedit.devstack.triton import TritonServer, free_port
+from faceedit.devstack.ports import free_port
+from faceedit.devstack.process import ChildProcess, ServiceProcess, health_status
+from faceedit.devstack.triton import TritonServer
 from tests.fixtures.inpainter import TEST_MIN_CROP, TEST_WORKING_SIZE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -176,29 +176,30 @@ def build(stage: Stage, scratch: Path, args: dict[str, str] | None = None) -> Bu
     return Built(stage, workdir, venv, scratch)
 
 
-def start_cmd(built: Built, env: dict[str, str], address: str, service: str, timeout_s: float) -> subprocess.Popen:
-    """The stage's CMD with its ENV (overridden by env), started in its WORKDIR; returned once SERVING."""
-    log = built.scratch / "cmd.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            built.stage.cmd,
-            cwd=built.workdir,
-            env=clean_env({**built.stage.env, **env}, built.venv),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            assert process.poll() is None, f"CMD exited with {process.returncode}:\n{log_tail(log)}"
-            if health_status(address, service) == health_pb2.HealthCheckResponse.SERVING:
-                return process
-            assert time.monotonic() < deadline, f"CMD not SERVING within {timeout_s:.0f}s:\n{log_tail(log)}"
-            time.sleep(0.2)
-    except BaseException:
-        terminate(process)
-        raise
+@dataclass
+class ImageCmd(ChildProcess):
+    """The stage's CMD with its ENV (overridden by env), run in its WORKDIR (`env -C`, so the wrapper that ties
+    the child to this process still execs the CMD itself); ready once SERVING on grpc.health.v1."""
+
+    built: Built
+    env: dict[str, str]
+    address: str
+    service: str
+    name: str = "CMD"
+    ready_timeout_s: float = 180.0
+    awaited: str = "report SERVING"
+
+    def __post_init__(self) -> None:
+        self.log_path = self.built.scratch / "cmd.log"
+
+    def command(self) -> list[str]:
+        return [shutil.which("env") or "/usr/bin/env", "-C", str(self.built.workdir), *self.built.stage.cmd]
+
+    def environment(self) -> dict[str, str]:
+        return clean_env({**self.built.stage.env, **self.env}, self.built.venv)
+
+    def is_ready(self) -> bool:
+        return health_status(self.address, self.service) == health_pb2.HealthCheckResponse.SERVING
 
 
 def loopback_ports() -> dict[str, str]:
@@ -274,7 +275,7 @@ def test_orchestrator_image_serves(
         "FACEEDIT_HEALTH_INTERVAL": "0.2",
     }
     address = f"127.0.0.1:{env['FACEEDIT_PORT']}"
-    process = start_cmd(orchestrator_image, env, address, "faceedit.v1.FaceEditor", 90)
+    process = ImageCmd(orchestrator_image, env, address, "faceedit.v1.FaceEditor").start()
     try:
         # A ParseFace end to end: the parse map's colours, the parser round trip, all from the image's venv.
         answer = subprocess.run(
@@ -283,8 +284,8 @@ def test_orchestrator_image_serves(
         assert answer.returncode == 0, answer.stderr
         assert "attributes present" in answer.stdout
     finally:
-        terminate(process)
-    assert process.returncode is not None
+        process.stop()
+    assert process.exit_code() is not None
 
 
 # ParseFace on the bundled portrait through the `faceedit parse` command (project venv: a client, not the image).
@@ -310,10 +311,10 @@ def test_inpainter_image_serves_the_tiny_pipeline(inpainter_image: Built, tiny_i
         "FACEEDIT_WORKING_SIZE": str(TEST_WORKING_SIZE),
         "FACEEDIT_MIN_CROP_SIZE": str(TEST_MIN_CROP),
     }
-    process = start_cmd(inpainter_image, env, f"127.0.0.1:{env['FACEEDIT_PORT']}", "faceedit.v1.Inpainter", 180)
-    terminate(process)
-    assert process.returncode is not None
-    log = (inpainter_image.scratch / "cmd.log").read_text(errors="replace")
+    process = ImageCmd(inpainter_image, env, f"127.0.0.1:{env['FACEEDIT_PORT']}", "faceedit.v1.Inpainter").start()
+    process.stop()
+    assert process.exit_code() is not None
+    log = process.log_text()
     assert "requires torchvision" not in log, log  # quiet start-up, from the installed package too
 
 

@@ -168,7 +168,7 @@ def test_malformed_requests_are_invalid_argument_and_the_server_stays_healthy(
 
 
 def test_health_is_not_serving_until_the_pipeline_is_warm(tiny_inpaint_model: Path, tmp_path: Path) -> None:
-    from faceedit.devstack.triton import free_port
+    from faceedit.devstack.ports import free_port
 
     port = free_port()
     process = ServiceProcess(
@@ -178,7 +178,7 @@ def test_health_is_not_serving_until_the_pipeline_is_warm(tiny_inpaint_model: Pa
         f"127.0.0.1:{port}",
         "faceedit.v1.Inpainter",
         tmp_path / "log",
-    ).start()
+    ).spawn()
     try:
         seen: list[int | None] = [None]
         deadline = time.monotonic() + 120

@@ -19,9 +19,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from faceedit.core.imageio import encode_image
 from faceedit.devstack.devpki import write_dev_pki
+from faceedit.devstack.ports import free_port
 from faceedit.devstack.process import health_status
 from faceedit.devstack.stack import LocalStack, StackConfig
-from faceedit.devstack.triton import free_port
 from faceedit.rpc.auth import bearer_metadata
 from faceedit.rpc.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, dial_sync
 from faceedit.rpc.tls import ChannelTls

@@ -13,7 +13,8 @@ import onnxruntime as ort
 import pytest
 
 from faceedit.core.geometry import unletterbox
-from faceedit.devstack.triton import TritonServer, TritonStartError, free_port
+from faceedit.devstack.ports import free_port
+from faceedit.devstack.triton import TritonServer, TritonStartError
 from faceedit.orchestrator.parser_client import ParserClient, ParserError, ParserUnavailableError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

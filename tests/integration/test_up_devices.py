@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from faceedit.devstack.triton import free_port
+from faceedit.devstack.ports import free_port
 from tests.helpers import run_faceedit
 
 
@@ -16,5 +16,5 @@ def test_up_with_cuda_and_no_onnxruntime_gpu_fails_in_one_line_naming_what_to_in
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]  # after the libraries' own warnings
-    assert line.startswith("faceedit up: tritonserver exited")
+    assert line.startswith("faceedit up: triton exited")
     assert "execution_provider 'cuda' needs CUDAExecutionProvider" in line and "onnxruntime-gpu" in line

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from faceedit.devstack.triton import free_port
+from faceedit.devstack.ports import free_port
 from tests.helpers import FACEEDIT
 
 

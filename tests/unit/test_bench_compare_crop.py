@@ -9,6 +9,8 @@ import pytest
 
 from faceedit.bench.compare import CROP_SIDES, run_crop_comparison
 
+pytestmark = pytest.mark.slow  # runs the tiny SDXL pipeline
+
 
 def test_crop_comparison_reports_latency_and_detail_gain_of_each_side(tmp_path: Path) -> None:
     lines: list[str] = []

@@ -1,4 +1,4 @@
-"""The `faceedit` command's pure parts: argument parsing, request building, demo edit choice, the cascade figure."""
+"""The `faceedit` command's pure parts: argument parsing, request building, the cascade figure."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ import pytest
 
 from faceedit.cli.benchmarks import failures
 from faceedit.cli.commands import build_request, parse_edit
-from faceedit.cli.demo import CASCADE, choose_edits
 from faceedit.cli.grid import write_grid
 from faceedit.cli.main import build_parser, main
 from faceedit.core.imageio import decode_image, encode_image
-from faceedit.core.taxonomy import CLASS_NAMES
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import types_pb2
 
@@ -56,25 +54,6 @@ def test_edit_flags_become_one_request_with_only_the_knobs_given() -> None:
     assert request.output_format == types_pb2.IMAGE_FORMAT_JPEG and request.output_quality == 80
     plain = build_request(build_parser().parse_args(["edit", "a.png", "-o", "b.png", "-e", "hair=x"]), b"", False)
     assert not plain.HasField("output_quality") and plain.output_format == types_pb2.IMAGE_FORMAT_PNG
-
-
-def _parse(fractions: dict[str, float]) -> fe.ParseFaceResponse:
-    rows = sorted(fractions.items(), key=lambda kv: -kv[1])
-    return fe.ParseFaceResponse(
-        coverage=[fe.ClassCoverage(class_id=CLASS_NAMES.index(n), name=n, fraction=f) for n, f in rows]
-    )
-
-
-def test_demo_keeps_the_thesis_cascade_when_its_regions_are_present() -> None:
-    parse = _parse({"hair": 0.2, "u_lip": 0.004, "l_lip": 0.004, "l_brow": 0.003, "skin": 0.4})
-    assert choose_edits(parse) == CASCADE
-
-
-def test_demo_falls_back_to_the_largest_present_attributes() -> None:
-    # No lips, brows below the 0.2% the demo asks for: hair stays, skin and clothing (largest) fill in.
-    parse = _parse({"hair": 0.2, "l_brow": 0.0005, "skin": 0.4, "cloth": 0.3, "nose": 0.01})
-    assert [a for a, *_ in choose_edits(parse)] == ["hair", "skin", "clothing"]
-    assert choose_edits(_parse({"background": 1.0})) == []
 
 
 def _png(array: np.ndarray) -> types_pb2.EncodedImage:

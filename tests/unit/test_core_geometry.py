@@ -78,6 +78,7 @@ def test_bad_sizes_are_rejected() -> None:
         resize(np.zeros((4, 4), np.uint8), 0, 4)
 
 
+@pytest.mark.slow  # camera-sized frames
 @pytest.mark.parametrize("shape", [(3024, 4032, 3), (4000, 6000, 3), (3000, 4000), (600, 700, 3)])
 def test_coarse_shrink_stays_close_to_a_full_area_resize(shape: tuple[int, ...]) -> None:
     """The whole-factor shortcut drops under k edge pixels: a camera photo comes out within about a level of

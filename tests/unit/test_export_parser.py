@@ -34,6 +34,8 @@ from faceedit.export.segformer import (
     relabel_parser,
 )
 
+pytestmark = pytest.mark.slow  # exports and runs parser graphs
+
 IMAGENET = Preprocessing((512, 512), 1 / 255, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 

@@ -13,6 +13,8 @@ from faceedit.export.onnx_export import RTOL, check_parity, export_parser
 from faceedit.export.segformer import build_random_parser, load_parser, load_processor
 from tests.unit.test_export_parser import perturb
 
+pytestmark = pytest.mark.slow  # exports the full-size B5 parser
+
 
 @pytest.fixture(scope="module")
 def b5_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -14,7 +14,8 @@ from faceedit.core.imageio import MIN_SIDE, decode_image, decode_mask
 from tests.fuzzing import EXAMPLES, displayed_size, fuzz, image_bytes, outcome
 
 # Pillow warns (and carries on) about the corrupt EXIF/TIFF blocks the fuzzer feeds it on purpose.
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL.TiffImagePlugin")
+# slow: thousands of generated images
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning:PIL.TiffImagePlugin"), pytest.mark.slow]
 
 # The limits as decode_image defaults them (read from its signature: the defaults may change, the names not).
 _DEFAULTS = inspect.signature(decode_image).parameters

@@ -35,7 +35,8 @@ from tests.fuzzing import (
 )
 
 # Pillow warns (and carries on) about the corrupt EXIF/TIFF blocks the fuzzer feeds it on purpose.
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL.TiffImagePlugin")
+# slow: thousands of generated requests
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning:PIL.TiffImagePlugin"), pytest.mark.slow]
 
 # Decoded sizes the requests are built around: extra masks are drawn at the image's size (so they can pass) or
 # at another one (so they must not).

@@ -32,6 +32,7 @@ def test_orchestrator_imports_no_optional_dependency(module: str) -> None:
     assert not loaded & OPTIONAL, f"{module} imports {sorted(loaded & OPTIONAL)}"
 
 
+@pytest.mark.slow  # imports torch
 def test_the_probe_sees_an_optional_import() -> None:
     # The inpainter's server imports torch at start-up: the same probe must report it.
     assert "torch" in loaded_top_level("faceedit.inpainter.server")

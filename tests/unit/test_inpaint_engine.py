@@ -13,6 +13,8 @@ import torch
 from faceedit.inpainter.engine import Cancelled, DeadlineExceeded, Engine, Job, PromptCache
 from faceedit.inpainter.pipeline import PipelineOptions, load_pipeline, resolve_device, resolve_dtype
 
+pytestmark = pytest.mark.slow  # runs the tiny SDXL pipeline
+
 
 @pytest.fixture(scope="module")
 def engine(tiny_inpaint_model: Path) -> Iterator[Engine]:

@@ -31,6 +31,7 @@ def _bias(pipe) -> torch.Tensor:
     return pipe.unet.conv_in.bias.detach().float()
 
 
+@pytest.mark.slow  # builds and loads the tiny SDXL pipeline
 def test_float16_loads_the_fp16_files_where_the_directory_has_them(
     tiny_inpaint_model: Path, with_fp16_files: Path
 ) -> None:
@@ -40,6 +41,7 @@ def test_float16_loads_the_fp16_files_where_the_directory_has_them(
     assert torch.allclose(_bias(half), _bias(full) + 1.0, atol=1e-2)
 
 
+@pytest.mark.slow  # builds and loads the tiny SDXL pipeline
 def test_float32_and_variant_none_load_the_full_precision_files(
     tiny_inpaint_model: Path, with_fp16_files: Path
 ) -> None:
@@ -50,15 +52,18 @@ def test_float32_and_variant_none_load_the_full_precision_files(
     assert no_variant.unet.dtype == torch.float16 and torch.allclose(_bias(no_variant), full, atol=1e-2)
 
 
+@pytest.mark.slow  # builds and loads the tiny SDXL pipeline
 def test_an_explicit_variant_the_directory_lacks_is_an_error(tiny_inpaint_model: Path) -> None:
     with pytest.raises((ValueError, OSError), match="fp16"):
         load_pipeline(PipelineOptions(str(tiny_inpaint_model), device="cpu", dtype="float16", variant="fp16"))
 
 
+@pytest.mark.slow  # builds and loads the tiny SDXL pipeline
 def test_has_variant_files(tiny_inpaint_model: Path, with_fp16_files: Path) -> None:
     assert has_variant_files(with_fp16_files, "fp16") and not has_variant_files(tiny_inpaint_model, "fp16")
 
 
+@pytest.mark.slow  # builds and loads the tiny SDXL pipeline
 def test_choose_variant(tiny_inpaint_model: Path, with_fp16_files: Path) -> None:
     hub = "diffusers/stable-diffusion-xl-1.0-inpainting-0.1"
     assert choose_variant("auto", torch.float16, hub) == ("fp16", True)  # try it, fall back if the hub has none

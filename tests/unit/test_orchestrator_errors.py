@@ -6,10 +6,12 @@ import grpc
 import pytest
 
 from faceedit.core.errors import CoverageError, ImageError, UnknownNameError
-from faceedit.orchestrator.flow import Deadline, DownstreamError, inpainter_error
+from faceedit.orchestrator.call import Deadline
+from faceedit.orchestrator.dependencies import GrpcInpainter
+from faceedit.orchestrator.errors import DeadlinePassedError, classify
 from faceedit.orchestrator.metrics import STAGES, Metrics
 from faceedit.orchestrator.parser_client import ParserError, ParserUnavailableError
-from faceedit.orchestrator.server import classify
+from faceedit.rpc.serving import CallError, Failure
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import types_pb2
 
@@ -18,6 +20,23 @@ ADDRESS = "inpainter:50052"
 
 def _rpc_error(code: grpc.StatusCode, details: str, trailers: tuple = ()) -> grpc.aio.AioRpcError:
     return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(*trailers), details=details)
+
+
+class _Error:
+    """The status and message a caller sees for an Inpaint call that failed with exc, as the real client
+    (GrpcInpainter) reports the failure and classify maps it."""
+
+    def __init__(self, exc: grpc.aio.AioRpcError) -> None:
+        failure = classify(GrpcInpainter(None, ADDRESS)._failed(exc), "EditFace")
+        self.code, self.message, self.trailers = failure.code, failure.message, failure.trailers
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def inpainter_error(exc: grpc.aio.AioRpcError, address: str) -> _Error:
+    assert address == ADDRESS
+    return _Error(exc)
 
 
 def test_inpainter_unavailable_names_its_address() -> None:
@@ -59,7 +78,7 @@ def test_other_inpainter_failures_are_internal_and_keep_the_original_code(code: 
         (CoverageError("lips", 0.0002, 0.001, 1.0), grpc.StatusCode.FAILED_PRECONDITION),
         (UnknownNameError("unknown attribute 'x'"), grpc.StatusCode.INVALID_ARGUMENT),
         (ImageError("bytes are not a recognised image"), grpc.StatusCode.INVALID_ARGUMENT),
-        (DownstreamError(grpc.StatusCode.RESOURCE_EXHAUSTED, "queue full"), grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (CallError(Failure(grpc.StatusCode.RESOURCE_EXHAUSTED, "queue full")), grpc.StatusCode.RESOURCE_EXHAUSTED),
     ],
 )
 def test_error_status(exc: Exception, code: grpc.StatusCode) -> None:
@@ -89,9 +108,9 @@ def test_deadline_uses_the_callers_time_else_the_default_and_fails_once_spent() 
     assert 4.0 < Deadline(5.0, 600.0).remaining() <= 5.0
     assert 599.0 < Deadline(None, 600.0).remaining() <= 600.0
     spent = Deadline(0.0, 600.0)  # a caller whose time is already used up
-    with pytest.raises(DownstreamError) as excinfo:
+    with pytest.raises(DeadlinePassedError) as excinfo:
         spent.remaining()
-    assert excinfo.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert classify(excinfo.value, "EditFace").code == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 def test_metrics_observe_every_stage_of_a_response() -> None:

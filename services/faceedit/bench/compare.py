@@ -143,7 +143,19 @@ def run_crop_comparison(
     results = {}
     for _ in range(repeats + 1):  # the first round warms every side up and is not counted
         for side, (engine, mode) in sides.items():
-            job = Job(image, mask, "matte dusty-rose lipstick", "", 1.0, 12.0, steps, 42, mode, 32, False)
+            job = Job(
+                image=image,
+                mask=mask,
+                prompt="matte dusty-rose lipstick",
+                negative_prompt="",
+                strength=1.0,
+                guidance_scale=12.0,
+                steps=steps,
+                seed=42,
+                crop_mode=mode,
+                crop_padding=32,
+                color_match=False,
+            )
             started = time.monotonic()
             results[side] = engine.run_blocking(job, started)
             timings[side].append((time.monotonic() - started) * 1000)

@@ -12,11 +12,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from faceedit.bench.stats import NOT_OVERHEAD, TRITON_STAGES
+from faceedit.rpc.messages import STAGES
 
-# Disjoint stages in request order (EditFace and inpainter timings, then Triton's); the bars stack them, and the
-# rest of the mean end-to-end latency shows as "other". inpaint and total contain other stages, so are left out.
-STAGE_ORDER = ("decode", "parse", "mask", "queue", "denoise", "composite", "encode", *TRITON_STAGES[1:])
-TABLE_STAGES = ("decode", "parse", "mask", "inpaint", "queue", "denoise", "composite", "encode", *TRITON_STAGES[1:])
+# Every stage the servers time: StageTimings's, then Triton's (a parser benchmark reports Triton's queue as
+# "queue", the same key as the inpainter's). The bars stack the disjoint ones, and the rest of the mean end-to-end
+# latency shows as "other": inpaint contains the inpainter's queue and denoise, so it is left out of the bars.
+TABLE_STAGES = (*STAGES, *TRITON_STAGES[1:])
+STAGE_ORDER = tuple(s for s in TABLE_STAGES if s != "inpaint")
 
 
 def _x(level: dict) -> str:

@@ -8,7 +8,7 @@ load generator samples before and after a level.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,13 +17,12 @@ from faceedit.core.geometry import letterbox
 from faceedit.core.imageio import encode_image
 from faceedit.rpc.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, dial, dial_sync, triton_client
 from faceedit.rpc.messages import FORMAT_ENUM as FORMATS
-from faceedit.rpc.messages import to_raw
+from faceedit.rpc.messages import STAGES, to_raw
 from faceedit.rpc.tls import ChannelTls
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, inpainter_pb2, inpainter_pb2_grpc, types_pb2
 
 Call = Callable[[], Awaitable[dict[str, float]]]
-STAGES = ("decode", "parse", "mask", "inpaint", "queue", "denoise", "composite", "encode", "total")
 
 
 @dataclass
@@ -56,7 +55,7 @@ def photo(width: int, height: int) -> np.ndarray:
 
 def _timings(t: types_pb2.StageTimings) -> dict[str, float]:
     """The stages the server timed; proto3 leaves the others at 0 (the inpainter, for one, does not parse)."""
-    return {stage: value for stage in STAGES if (value := getattr(t, f"{stage}_ms"))}
+    return {stage: value for stage in (*STAGES, "total") if (value := getattr(t, f"{stage}_ms"))}
 
 
 def caller_region(mask: np.ndarray, class_name: str = "skin") -> types_pb2.MaskOptions:
@@ -89,6 +88,7 @@ def editface_target(
     input_format: str = "png",
     tls: ChannelTls | None = None,
     token: str | None = None,
+    face_boxes: Sequence[types_pb2.BoundingBox] = (),
 ) -> Target:
     channel = dial(address, tls=tls, token=token, max_message_bytes=FRONT_DOOR_MAX_MESSAGE_BYTES)
     stub = face_editor_pb2_grpc.FaceEditorStub(channel)
@@ -96,6 +96,7 @@ def editface_target(
         image=types_pb2.EncodedImage(data=encode_image(image, input_format)),
         edits=edits,
         output_format=FORMATS[output_format],
+        face_boxes=face_boxes,
     )
 
     async def call() -> dict[str, float]:

@@ -30,10 +30,11 @@ def _format_flags(p: argparse.ArgumentParser, scope: str) -> None:
 def _add_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "which",
-        choices=["parser", "crop", "overhead", "batching", "replicas"],
+        choices=["parser", "crop", "overhead", "batching", "replicas", "faces"],
         help="parser: Triton vs the thesis's PyTorch eager path (throughput); crop: crop-to-region vs full frame "
         "(latency); overhead: EditFace end to end minus parse + inpaint compute; batching: micro-batched vs "
-        "one-by-one inpainting; replicas: EditFace throughput with one inpainter replica vs --replicas",
+        "one-by-one inpainting; replicas: EditFace throughput with one inpainter replica vs --replicas; "
+        "faces: the face-aware flow vs the whole-frame parse (overhead, detail gain per face, parser calls per step)",
     )
     p.add_argument("--requests", type=count, default=None, help="requests per side (parser 48, overhead 20)")
     p.add_argument("--size", type=count, default=None, help="image size (parser/overhead 512, crop 1024)")
@@ -56,6 +57,9 @@ def _add_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replicas", type=count, default=3, help="replicas: inpainter replicas of the second side")
     p.add_argument(
         "--torch-threads", type=count, default=1, help="replicas: CPU threads per inpainter replica (default 1)"
+    )
+    p.add_argument(
+        "--group-photo", type=photo_size, help="faces: the WIDTHxHEIGHT three-face photo (default 6000x4000)"
     )
     p.add_argument("--server", help="overhead: measure this running orchestrator instead of a tiny local stack")
     _format_flags(p, "overhead")
@@ -242,8 +246,8 @@ def _overhead(args: argparse.Namespace) -> dict:
 
         if args.server:
             return compare.run_overhead_benchmark(args.server, **options, log=tqdm.write, tick=tick)
+        from faceedit.devstack.ports import free_port
         from faceedit.devstack.stack import LocalStack, StackConfig
-        from faceedit.devstack.triton import free_port
 
         bar.set_postfix_str("starting a tiny local stack")
         stack = LocalStack(StackConfig(port=free_port(), working_size=args.working_size)).start(log=tqdm.write)
@@ -256,10 +260,23 @@ def _overhead(args: argparse.Namespace) -> dict:
             stack.stop()
 
 
+def _faces(args: argparse.Namespace) -> dict:
+    from faceedit.bench import faces
+
+    photos = {
+        "one_face_photo": args.photo or faces.ONE_FACE_PHOTO,
+        "group_photo": args.group_photo or faces.GROUP_PHOTO,
+    }
+    return faces.run_faces_comparison(
+        working_size=args.working_size, requests=args.requests or 5, steps=args.steps, input_format=args.input_format,
+        output_format=args.format, **photos,
+    )  # fmt: skip
+
+
 def _replicas(args: argparse.Namespace) -> dict:
     from faceedit.bench import scaleout
+    from faceedit.devstack.ports import free_port
     from faceedit.devstack.stack import LocalStack, StackConfig
-    from faceedit.devstack.triton import free_port
 
     concurrency, size = args.concurrency[-1], args.size or 256
     sides = []
@@ -292,8 +309,8 @@ def _replicas(args: argparse.Namespace) -> dict:
 def run_soak(args: argparse.Namespace) -> int:
     from faceedit.bench.soak import run_soak as soak
     from faceedit.cli.up import stack_config
+    from faceedit.devstack.ports import free_port
     from faceedit.devstack.stack import LocalStack
-    from faceedit.devstack.triton import free_port
 
     config = stack_config(
         args,
@@ -338,6 +355,8 @@ def run_compare(args: argparse.Namespace) -> int:
         result = compare.run_crop_comparison(size=args.size or 1024, working_size=args.working_size, steps=args.steps)
     elif args.which == "replicas":
         result = _replicas(args)
+    elif args.which == "faces":
+        result = _faces(args)
     else:
         result = _overhead(args)
     args.out.mkdir(parents=True, exist_ok=True)

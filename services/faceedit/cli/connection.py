@@ -13,7 +13,7 @@ import grpc
 from faceedit.cli.argtypes import UsageError
 from faceedit.devstack.devpki import DevPki
 from faceedit.rpc.auth import check_token, read_token_file
-from faceedit.rpc.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, dial, dial_sync
+from faceedit.rpc.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, dial_sync
 from faceedit.rpc.config import env_flag
 from faceedit.rpc.tls import ChannelTls, TlsConfigError, channel_tls
 
@@ -50,10 +50,6 @@ class Connection:
 
     def channel(self, max_message_bytes: int = FRONT_DOOR_MAX_MESSAGE_BYTES) -> grpc.Channel:
         return dial_sync(self.server, tls=self.tls, token=self.token, max_message_bytes=max_message_bytes)
-
-    def aio_channel(self, max_message_bytes: int = FRONT_DOOR_MAX_MESSAGE_BYTES) -> grpc.aio.Channel:
-        """A grpc.aio channel; create it inside the event loop that uses it."""
-        return dial(self.server, tls=self.tls, token=self.token, max_message_bytes=max_message_bytes)
 
 
 # What the gRPC core says when nothing listens at the address, and when the peer hangs up on a plaintext

@@ -7,7 +7,7 @@ import sys
 
 import grpc
 
-from faceedit.cli import benchmarks, commands, demo, evaluate, up
+from faceedit.cli import benchmarks, commands, demo, evaluate, gpu, up
 from faceedit.cli.argtypes import UsageError
 from faceedit.core.errors import FaceEditError
 
@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="faceedit", description="Region-aware facial attribute editing over gRPC (faceedit.v1.FaceEditor)."
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (up, commands, demo, benchmarks, evaluate):
+    for module in (up, commands, demo, benchmarks, evaluate, gpu):
         module.register(subparsers)
     return parser
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from faceedit.devstack.prometheus import LocalPrometheus, PrometheusNotFound, PrometheusStartError, find_binary
 from faceedit.devstack.stack import LocalStack, StackConfig
+from faceedit.devstack.supervisor import RestartPolicy, Supervisor
 from faceedit.rpc.config import env_flag, parse_bool
 
 
@@ -19,7 +20,9 @@ def add_stack_flags(p: argparse.ArgumentParser) -> None:
         "--parser-model",
         env="FACEEDIT_PARSER_MODEL",
         default=None,
-        help="SegFormer face parser: hub id (jonathandinu/face-parsing) or dir; default a tiny random one",
+        help="face parser: a SegFormer hub id (jonathandinu/face-parsing) or dir, exported to ONNX once, or a .onnx "
+        "file served as it is (its I/O must be face_parser's: input image UINT8 [N,H,W,3], output labels UINT8 "
+        "[N,H,W]); default a tiny random SegFormer",
     )
     env_flag(
         p,
@@ -75,7 +78,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_stack_flags(p)
     env_flag(p, "--host", env="FACEEDIT_HOST", default="127.0.0.1", help="address every service binds")
     env_flag(p, "--port", env="FACEEDIT_PORT", default=50051, type=int, help="orchestrator (EditFace) port")
-    env_flag(p, "--triton-grpc-port", env="FACEEDIT_TRITON_GRPC_PORT", default=8001, type=int, help="Triton gRPC")
+    env_flag(
+        p,
+        "--triton-grpc-port",
+        env="FACEEDIT_TRITON_GRPC_PORT",
+        default=8001,
+        type=int,
+        help="Triton gRPC (parser replicas take the next free ports)",
+    )
+    for what, env, port in (("http", "HTTP", 8000), ("metrics", "METRICS", 8002)):
+        env_flag(
+            p,
+            f"--triton-{what}-port",
+            env=f"FACEEDIT_TRITON_{env}_PORT",
+            default=None,
+            type=int,
+            help=f"Triton {what} (default: Triton's own {port} beside --triton-grpc-port 8001 when free, else a "
+            "free port; the line `parser:` prints it)",
+        )
     env_flag(p, "--inpainter-port", env="FACEEDIT_INPAINTER_PORT", default=50052, type=int, help="inpainter gRPC")
     env_flag(p, "--metrics-port", env="FACEEDIT_METRICS_PORT", default=9101, type=int, help="orchestrator metrics")
     env_flag(
@@ -84,7 +104,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         env="FACEEDIT_INPAINTER_METRICS_PORT",
         default=9100,
         type=int,
-        help="inpainter metrics (replicas take the next ports)",
+        help="inpainter metrics (replicas take the next ports that no other server of the stack uses)",
     )
     env_flag(
         p,
@@ -92,7 +112,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         env="FACEEDIT_INPAINTER_REPLICAS",
         default=1,
         type=int,
-        help="inpainter processes, balanced per call by the orchestrator (ports from --inpainter-port up)",
+        help="inpainter processes, balanced per call by the orchestrator (ports from --inpainter-port up, skipping "
+        "ports another server of the stack uses)",
     )
     env_flag(
         p,
@@ -140,6 +161,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="OpenTelemetry tracing on every service, exported to OTEL_EXPORTER_OTLP_ENDPOINT (default "
         "localhost:4317; Triton sends to the same host's OTLP/HTTP port 4318)",
     )
+    env_flag(
+        p,
+        "--reflection",
+        env="FACEEDIT_REFLECTION",
+        default=False,
+        type=parse_bool,
+        switch=True,
+        help="serve gRPC reflection on the orchestrator's port (for grpcurl)",
+    )
+    env_flag(
+        p,
+        "--restart-limit",
+        env="FACEEDIT_RESTART_LIMIT",
+        default=3,
+        type=int,
+        help="a child that dies is restarted with backoff; up gives up (exit 1, naming it and why) when one child "
+        "fails this many times within --restart-window",
+    )
+    env_flag(
+        p,
+        "--restart-window",
+        env="FACEEDIT_RESTART_WINDOW",
+        default=60.0,
+        type=float,
+        help="seconds over which a child's failures count towards --restart-limit",
+    )
+    env_flag(
+        p,
+        "--restart-backoff",
+        env="FACEEDIT_RESTART_BACKOFF",
+        default=1.0,
+        type=float,
+        help="seconds before the first restart of a child; doubled for each further failure within the window",
+    )
     p.set_defaults(handler=run)
 
 
@@ -166,6 +221,8 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         triton_grpc_port=args.triton_grpc_port,
+        triton_http_port=args.triton_http_port,
+        triton_metrics_port=args.triton_metrics_port,
         inpainter_port=args.inpainter_port,
         metrics_port=args.metrics_port,
         inpainter_metrics_port=args.inpainter_metrics_port,
@@ -173,9 +230,16 @@ def run(args: argparse.Namespace) -> int:
         parser_replicas=args.parser_replicas,
         secure_dir=args.secure,
         tracing=args.tracing,
+        reserved_ports=(args.prometheus_port,) if args.prometheus and args.prometheus_port else (),
+        orchestrator_args=["--reflection", "true"] if args.reflection else [],
     )
     if args.inpainter_replicas < 1 or args.parser_replicas < 1:
         print("faceedit up: --inpainter-replicas and --parser-replicas must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        policy = RestartPolicy(args.restart_limit, args.restart_window, args.restart_backoff)
+    except ValueError as exc:
+        print(f"faceedit up: {exc}", file=sys.stderr)
         return 2
     if args.prometheus:
         try:
@@ -202,21 +266,20 @@ def run(args: argparse.Namespace) -> int:
                 return 1
             print(f"prometheus:   {prometheus.url}  (jobs {', '.join(stack.metrics_targets())})", flush=True)
         print("faceedit is up; Ctrl-C stops it.", flush=True)
-        return supervise(stack, stop)
+        children = {**stack.children(), **({"prometheus": prometheus} if prometheus is not None else {})}
+        gave_up = Supervisor(children, policy, log=lambda line: print(line, file=sys.stderr, flush=True)).run(stop)
+        if gave_up is not None:
+            log = children[gave_up.name].log_path
+            print(
+                f"faceedit up: {gave_up.name} failed {gave_up.failures} times within {policy.window_s:.0f}s; "
+                f"stopping the stack. Last: {gave_up.reason} (log: {log})",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 1
+        print("stopping ...", flush=True)
+        return 0
     finally:
         if prometheus is not None:
             prometheus.stop()
         stack.stop()
-
-
-def supervise(stack: LocalStack, stop: threading.Event, interval_s: float = 0.5) -> int:
-    """Until stop is set: 0. A server that dies on its own is not restarted (a crash loop would hide the cause):
-    it is named with its log's tail, and `faceedit up` exits 1 (the caller stops the rest)."""
-    while not stop.wait(interval_s):
-        dead = stack.dead()
-        if dead is not None:
-            name, code, tail = dead
-            print(f"faceedit up: {name} exited with {code}; stopping the stack. Its log ends:\n{tail}", file=sys.stderr)
-            return 1
-    print("stopping ...", flush=True)
-    return 0

@@ -19,10 +19,20 @@ class InvalidOptionError(FaceEditError):
     """A knob outside its documented range."""
 
 
-class CoverageError(FaceEditError):
-    """The region to edit is absent, too small or too large (FAILED_PRECONDITION)."""
+class PreconditionError(FaceEditError):
+    """The request is well formed but the photo does not hold what it asks for (FAILED_PRECONDITION)."""
 
-    def __init__(self, attribute: str, coverage: float, minimum: float, maximum: float) -> None:
+
+class FaceSelectionError(PreconditionError):
+    """No face was found, or an edit names a face index that has no face; the message says how many were found."""
+
+
+class CoverageError(PreconditionError):
+    """The region to edit is absent, too small or too large. `where` names what the coverage is a share of."""
+
+    def __init__(
+        self, attribute: str, coverage: float, minimum: float, maximum: float, *, where: str = "the image"
+    ) -> None:
         self.attribute = attribute
         self.coverage = coverage
         self.minimum = minimum
@@ -32,7 +42,7 @@ class CoverageError(FaceEditError):
         found, limit = _distinct_percents(coverage, minimum if too_small else maximum)
         need = f"at least {limit} is required" if too_small else f"at most {limit} is allowed"
         hint = " (no pixel of it was found)" if coverage == 0 else ""
-        super().__init__(f"region {name!r} covers {found} of the image{hint}; {need}")
+        super().__init__(f"region {name!r} covers {found} of {where}{hint}; {need}")
 
 
 def _distinct_percents(value: float, limit: float) -> tuple[str, str]:

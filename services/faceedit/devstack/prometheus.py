@@ -12,8 +12,8 @@ match), short scrape and rule-evaluation intervals, and its TSDB in a scratch di
 from __future__ import annotations
 
 import json
+import re
 import shutil
-import subprocess
 import tempfile
 import time
 import urllib.error
@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from faceedit.devstack.process import dies_with_parent, log_tail, terminate
-from faceedit.devstack.triton import free_port
+from faceedit.devstack.ports import free_port
+from faceedit.devstack.process import ChildProcess, ChildStartError, http_ok
 
 DEBIAN_PACKAGE = "prometheus"
 # Package data; deploy/components/monitoring/prometheus-rule.yaml carries the same groups for the operator.
@@ -36,7 +36,7 @@ class PrometheusNotFound(RuntimeError):
     pass
 
 
-class PrometheusStartError(RuntimeError):
+class PrometheusStartError(ChildStartError):
     pass
 
 
@@ -100,7 +100,7 @@ def scrape_config(
 
 
 @dataclass
-class LocalPrometheus:
+class LocalPrometheus(ChildProcess):
     """`prometheus` scraping `targets` ({job: [metrics URL, ...]}) with `rule_files` loaded; a context manager.
 
     Binds host:port (port 0: a free one). Its TSDB and log live in `workdir` (default: a temporary directory,
@@ -115,64 +115,44 @@ class LocalPrometheus:
     workdir: Path | None = None
     binary: Path | None = None
     ready_timeout_s: float = 30.0
-    process: subprocess.Popen | None = field(default=None, init=False)
+    name: str = "prometheus"
     _own_workdir: bool = field(default=False, init=False)
+    start_error = PrometheusStartError
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    @property
-    def log_path(self) -> Path:
-        assert self.workdir is not None
-        return self.workdir / "prometheus.log"
-
-    def start(self) -> LocalPrometheus:
-        binary = self.binary or find_binary()
+    def prepare(self) -> None:
+        """Its config (JSON is YAML) and TSDB directory in workdir, and its port."""
+        self.binary = self.binary or find_binary()
         config = scrape_config(self.targets, self.rule_files, self.scrape_interval_s)
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="faceedit-prometheus-"))
             self._own_workdir = True
         self.workdir.mkdir(parents=True, exist_ok=True)
-        config_path = self.workdir / "prometheus.yml"
-        config_path.write_text(json.dumps(config, indent=2))  # JSON is YAML
+        self.log_path = self.workdir / "prometheus.log"
+        (self.workdir / "prometheus.yml").write_text(json.dumps(config, indent=2))
         if not self.port:
             self.port = free_port(self.host)
-        argv = [
-            str(binary),
-            f"--config.file={config_path}",
+
+    def command(self) -> list[str]:
+        assert self.workdir is not None
+        return [
+            str(self.binary),
+            f"--config.file={self.workdir / 'prometheus.yml'}",
             f"--storage.tsdb.path={self.workdir / 'data'}",
             f"--web.listen-address={self.host}:{self.port}",
             "--log.level=warn",
         ]
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                dies_with_parent(argv), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
-    def _wait_ready(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + self.ready_timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise PrometheusStartError(f"prometheus exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.1)
-        raise PrometheusStartError(f"prometheus was not ready within {self.ready_timeout_s:.0f}s:\n{self.log_tail()}")
+    def is_ready(self) -> bool:
+        return http_ok(f"{self.url}/-/ready")
 
-    def log_tail(self, lines: int = 30) -> str:
-        return log_tail(self.log_path, lines)
+    def reason_in_log(self, log: str) -> str | None:
+        """Its last error line (logfmt: `... level=error ... err="..."`)."""
+        errors = [line for line in log.splitlines() if re.search(r"level=error", line, re.I)]
+        return errors[-1] if errors else None
 
     def _api(self, path: str, **params: str) -> object:
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
@@ -213,14 +193,7 @@ class LocalPrometheus:
         assert isinstance(data, dict)
         return [group["name"] for group in data["groups"]]
 
-    def stop(self, grace_s: float = 10.0) -> None:
-        """SIGTERM (Prometheus flushes its head block), SIGKILL after grace_s; removes a temporary workdir."""
-        terminate(self.process, grace_s)
-        if self._own_workdir and self.workdir is not None:
+    def cleanup(self) -> None:
+        """Removes a temporary workdir once Prometheus has ended."""
+        if self._own_workdir and self.workdir is not None and self.exit_code() is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> LocalPrometheus:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -13,14 +13,10 @@ import argparse
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from importlib import resources
@@ -29,7 +25,9 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from faceedit.devstack.process import dies_with_parent, log_tail, terminate
+from faceedit.devstack.parser_contract import ParserContractError, check_parser_onnx
+from faceedit.devstack.ports import free_port
+from faceedit.devstack.process import ChildProcess, ChildStartError, exception_line, http_ok
 from faceedit.rpc.channels import SERVER_MIN_PING_INTERVAL_MS
 from faceedit.rpc.config import env_flag
 
@@ -42,19 +40,13 @@ PROVIDERS = ("cpu", "cuda", "tensorrt", "auto")
 PROVIDER_LOG_PREFIX = "faceedit face_parser execution provider:"
 
 
-class TritonStartError(RuntimeError):
+class TritonStartError(ChildStartError):
     """The server exited or did not get its model ready in time; the message carries the log's tail."""
 
 
 def default_triton_venv() -> Path:
     """FACEEDIT_TRITON_VENV, else `.venv-triton` of the working directory (where `make setup` creates it)."""
     return Path(os.environ.get("FACEEDIT_TRITON_VENV", ".venv-triton")).absolute()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def provider_for_device(device: str) -> tuple[str, int]:
@@ -176,11 +168,22 @@ def _site_packages(venv: Path) -> Path:
     return found[0].parents[1]
 
 
+def triton_error(log: str) -> str | None:
+    """The line of tritonserver's log that says why it stopped: a model that failed to load, else its last error
+    line (`E1202 ... failed to start GRPC service: ... already in use`), else a Python exception of the stub."""
+    reason = load_error(log)
+    if reason is not None:
+        return reason
+    errors = [line for line in log.splitlines() if re.match(r"E\d{4} ", line)]
+    return errors[-1].split("] ", 1)[-1] if errors else exception_line(log)
+
+
 @dataclass
-class TritonServer:
+class TritonServer(ChildProcess):
     """A tritonserver process with the local face_parser model; use as a context manager or start()/stop()."""
 
     onnx_path: Path
+    name: str = "tritonserver"
     triton_venv: Path = field(default_factory=default_triton_venv)
     # The venv whose python runs the python-backend stub; default the Triton venv (numpy<2).
     python_env: Path | None = None
@@ -205,7 +208,9 @@ class TritonServer:
     trace_url: str | None = None
     trace_service_name: str = "face-parser"
     workdir: Path | None = None
-    process: subprocess.Popen | None = field(default=None, init=False)
+    start_error = TritonStartError
+    hang_hint = " (a python-backend stub that cannot start hangs in 'loading')"
+    awaited = f"get {MODEL_NAME} ready"
 
     @property
     def grpc_url(self) -> str:
@@ -219,14 +224,21 @@ class TritonServer:
     def metrics_url(self) -> str:
         return f"http://{self.host}:{self.metrics_port}/metrics"
 
-    @property
-    def log_path(self) -> Path:
-        assert self.workdir is not None
-        return self.workdir / "tritonserver.log"
+    def _site(self) -> Path:
+        return _site_packages(self.triton_venv)
 
-    def _prepare(self) -> tuple[Path, Path]:
-        assert self.workdir is not None
-        site = _site_packages(self.triton_venv)
+    def prepare(self) -> None:
+        """The model repository and backend links in workdir, the ports (0: free ones), an shm prefix; refuses a
+        model that is missing or lacks face_parser's I/O before anything starts."""
+        if not Path(self.onnx_path).is_file():
+            raise TritonStartError(f"parser model {self.onnx_path} does not exist; export it first")
+        try:
+            check_parser_onnx(Path(self.onnx_path))
+        except ParserContractError as exc:
+            raise TritonStartError(str(exc)) from None
+        self.workdir = Path(self.workdir or tempfile.mkdtemp(prefix="faceedit-triton-"))
+        self.log_path = self.workdir / "tritonserver.log"
+        site = self._site()
         triton = site / "pytriton" / "tritonserver"
         python_version = f"{sys.version_info.major}.{sys.version_info.minor}"
         backend = self.workdir / "backends" / "python"
@@ -253,25 +265,25 @@ class TritonServer:
             link = model / "1" / name
             link.unlink(missing_ok=True)
             link.symlink_to(src.resolve())
-        return triton / "bin" / "tritonserver", site
-
-    def start(self) -> TritonServer:
-        if not Path(self.onnx_path).is_file():
-            raise TritonStartError(f"parser model {self.onnx_path} does not exist; export it first")
-        self.workdir = Path(self.workdir or tempfile.mkdtemp(prefix="faceedit-triton-"))
-        binary, site = self._prepare()
         for attr in ("grpc_port", "http_port", "metrics_port"):
             if not getattr(self, attr):
                 setattr(self, attr, free_port(self.host))
         # A per-server shm prefix, so cleaning up after a hung server never touches another server's regions.
         self._shm_prefix = f"triton_python_backend_shm_region_fe{uuid.uuid4().hex[:12]}_"
+
+    def environment(self) -> dict[str, str]:
+        site = self._site()
         python_env = Path(self.python_env or self.triton_venv)
         env = dict(os.environ)
         env["PATH"] = f"{python_env / 'bin'}:{env.get('PATH', '')}"
         env["LD_LIBRARY_PATH"] = f"{site / 'nvidia_pytriton.libs'}:{env.get('LD_LIBRARY_PATH', '')}"
         env.pop("PYTHONPATH", None)
-        command = [
-            str(binary),
+        return env
+
+    def command(self) -> list[str]:
+        assert self.workdir is not None
+        return [
+            str(self._site() / "pytriton" / "tritonserver" / "bin" / "tritonserver"),
             f"--model-repository={self.workdir / 'repository'}",
             f"--backend-directory={self.workdir / 'backends'}",
             f"--backend-config=python,shm-region-prefix-name={self._shm_prefix}",
@@ -289,86 +301,43 @@ class TritonServer:
             *grpc_flags(self),
             *trace_flags(self.trace_url, self.trace_service_name),
         ]
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            dies_with_parent(command), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-        log.close()
-        try:
-            self._wait_ready()
-            got = provider_from_log(self.log_path.read_text(errors="replace"))
-            if got is None:
-                raise TritonStartError(f"{MODEL_NAME} is ready but did not report its execution provider")
-            self.provider = got
-        except BaseException:
-            self.kill()
-            raise
-        return self
 
-    def _model_ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.http_url}/v2/models/{MODEL_NAME}/ready", timeout=1) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
+    def check_ready(self) -> bool:
+        """Ready once face_parser is, and its model has reported the provider onnxruntime gave (read back)."""
+        if not super().check_ready():
             return False
+        got = provider_from_log(self.log_text())
+        if got is None:
+            raise TritonStartError(f"{MODEL_NAME} is ready but did not report its execution provider")
+        self.provider = got
+        return True
 
-    def _wait_ready(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + self.ready_timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                log = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-                reason = load_error(log)
-                raise TritonStartError(
-                    f"tritonserver exited with {self.process.returncode}"
-                    + (f": {reason}" if reason else "")
-                    + f"\n{self.log_tail()}"
-                )
-            if self._model_ready():
-                return
-            time.sleep(0.1)
-        raise TritonStartError(
-            f"tritonserver did not get {MODEL_NAME} ready within {self.ready_timeout_s:.0f}s "
-            f"(a python-backend stub that cannot start hangs in 'loading'):\n{self.log_tail()}"
-        )
+    def is_ready(self) -> bool:
+        return http_ok(f"{self.http_url}/v2/models/{MODEL_NAME}/ready")
 
-    def log_tail(self, lines: int = 30) -> str:
-        return log_tail(self.log_path, lines)
-
-    def exit_code(self) -> int | None:
-        """The exit code once the server has ended, else None."""
-        return None if self.process is None else self.process.poll()
+    def reason_in_log(self, log: str) -> str | None:
+        return triton_error(log)
 
     def shm_regions(self) -> list[Path]:
         prefix = getattr(self, "_shm_prefix", None)
         return sorted(SHM.glob(f"{prefix}*")) if prefix else []
 
-    def _cleanup_shm(self) -> None:
+    def cleanup(self) -> None:
+        """Removes its shared-memory regions (a killed server leaves them behind)."""
         for region in self.shm_regions():
             region.unlink(missing_ok=True)
-
-    def kill(self) -> None:
-        """Hard stop for a server that hangs; also removes its shared-memory regions."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        self._cleanup_shm()
-
-    def stop(self, grace_s: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after grace_s; removes its shared-memory regions."""
-        terminate(self.process, grace_s)
-        self._cleanup_shm()
-
-    def __enter__(self) -> TritonServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve the face parser ONNX with a local tritonserver (CPU).")
-    env_flag(parser, "--onnx", env="FACEEDIT_PARSER_ONNX", type=Path, required=True, help="model.onnx to serve")
+    env_flag(
+        parser,
+        "--onnx",
+        env="FACEEDIT_PARSER_ONNX",
+        type=Path,
+        required=True,
+        help="model.onnx to serve, with face_parser's I/O (input image UINT8 [N,H,W,3], output labels UINT8 [N,H,W])",
+    )
     env_flag(parser, "--host", env="FACEEDIT_TRITON_HOST", default="127.0.0.1", help="address to bind")
     env_flag(parser, "--grpc-port", env="FACEEDIT_TRITON_GRPC_PORT", default=8001, type=int, help="gRPC port")
     env_flag(parser, "--http-port", env="FACEEDIT_TRITON_HTTP_PORT", default=8000, type=int, help="HTTP port")
@@ -427,7 +396,12 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    with server:
+    try:
+        server.start()
+    except TritonStartError as exc:  # a refused model, a server that exits: one line, its log's tail below
+        print(f"faceedit.devstack.triton: {exc}", file=sys.stderr)
+        return 1
+    try:
         print(
             f"face_parser on triton: grpc {server.grpc_url}  metrics {server.metrics_url}  "
             f"onnxruntime provider {server.provider}",
@@ -440,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             except subprocess.TimeoutExpired:
                 continue
+    finally:
+        server.stop()
     return 0
 
 

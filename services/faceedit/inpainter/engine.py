@@ -60,7 +60,7 @@ class DeadlineExceeded(Exception):
     pass
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Job:
     image: np.ndarray
     mask: np.ndarray
@@ -338,7 +338,19 @@ class Engine:
             image = np.full((canvas, canvas, 3), 128, np.uint8)
             mask = np.zeros(image.shape[:2], np.uint8)
             mask[: canvas // 2] = 255
-            job = Job(image, mask, "a face", "", 1.0, guidance, 2, 0, "full", 0, False)
+            job = Job(
+                image=image,
+                mask=mask,
+                prompt="a face",
+                negative_prompt="",
+                strength=1.0,
+                guidance_scale=guidance,
+                steps=2,
+                seed=0,
+                crop_mode="full",
+                crop_padding=0,
+                color_match=False,
+            )
             self.run_blocking(job, time.monotonic(), frame=whole(image), canvas=canvas)
             log.info("warm-up: %d px canvas, guidance %.0f, %.1f s", canvas, guidance, time.monotonic() - started)
 

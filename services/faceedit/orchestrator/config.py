@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from faceedit.core.imageio import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from faceedit.core.upright import ROLL_THRESHOLD
+from faceedit.orchestrator.plan import MAX_FACES
 from faceedit.rpc.channels import FRONT_DOOR_MAX_MESSAGE_BYTES, MAX_RETRIES, target_problem
 from faceedit.rpc.config import check_server_flags, env_flag, server_flags
 
@@ -134,6 +136,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     env_flag(
         p,
+        "--max-faces",
+        env="FACEEDIT_MAX_FACES",
+        default=MAX_FACES,
+        type=int,
+        help=f"faces edited per request, at most {MAX_FACES} (the parser's batch): the largest found, or the "
+        "caller's face_boxes (more boxes are refused)",
+    )
+    env_flag(
+        p,
+        "--roll-threshold",
+        env="FACEEDIT_ROLL_THRESHOLD",
+        default=ROLL_THRESHOLD,
+        type=float,
+        help="degrees of roll above which a face is turned upright for its parse and render (90: never)",
+    )
+    env_flag(
+        p,
         "--health-interval",
         env="FACEEDIT_HEALTH_INTERVAL",
         default=1.0,
@@ -166,6 +185,10 @@ def invalid_value(args: argparse.Namespace) -> str | None:
     for name in positive:
         if not getattr(args, name) > 0:
             return f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
+    if not 1 <= args.max_faces <= MAX_FACES:
+        return f"--max-faces must be in [1, {MAX_FACES}], got {args.max_faces}"
+    if not 0 <= args.roll_threshold <= 90:
+        return f"--roll-threshold must be in [0, 90] degrees, got {args.roll_threshold:g}"
     for name in ("parser_retries", "inpainter_retries"):
         if not 0 <= getattr(args, name) <= MAX_RETRIES:
             return f"--{name.replace('_', '-')} must be in [0, {MAX_RETRIES}], got {getattr(args, name)}"

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from faceedit.rpc.messages import STAGES
 from faceedit.v1 import face_editor_pb2 as fe
-
-STAGES = ("decode", "parse", "mask", "inpaint", "queue", "denoise", "composite", "encode")
 
 
 class Metrics:

@@ -8,20 +8,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from faceedit.core.errors import ImageError, InvalidOptionError, UnknownNameError
+from faceedit.core.faces import FACE_CLASSES, HEAD_CLASSES, Face, faces_from_boxes
 from faceedit.core.imageio import decode_mask
 from faceedit.core.knobs import Knobs, check_prompts, resolve_knobs
 from faceedit.core.masks import MaskSpec
 from faceedit.core.taxonomy import CLASS_NAMES, resolve_classes
-from faceedit.rpc.messages import FRAME_MODES, OUTPUT_FORMATS, optional
+from faceedit.rpc.messages import FRAME_MODES, MERGE_MODES, OUTPUT_FORMATS, optional
 from faceedit.v1 import face_editor_pb2, types_pb2
 
 MAX_EDITS = 8
-MERGE = {
-    types_pb2.MASK_MERGE_UNSPECIFIED: "union",
-    types_pb2.MASK_MERGE_UNION: "union",
-    types_pb2.MASK_MERGE_INTERSECT: "intersect",
-    types_pb2.MASK_MERGE_REPLACE: "replace",
-}
+# A step's faces go to the parser in one request, and Triton takes at most max_batch_size images a request (8 in
+# model_repository/): the cap on faces per request.
+MAX_FACES = 8
+# Classes of a head: an edit that names one of them edits faces, one face frame at a time. The others
+# (background, necklace, clothing) lie around the faces and are edited on the whole photo.
+FACE_REGION = frozenset(FACE_CLASSES) | frozenset(HEAD_CLASSES)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,11 @@ class EditPlan:
     frame_mode: str
     prompt: str
     edit: face_editor_pb2.Edit
+    # Whether the region is edited face by face (see per_face), the faces the caller named (empty: every face),
+    # and the mask and framing sizes the caller set (they stay in photo pixels; the others scale with the face).
+    per_face: bool = True
+    face_indices: tuple[int, ...] = ()
+    given: frozenset[str] = frozenset()
 
     @property
     def region(self) -> str:
@@ -58,8 +64,32 @@ def mask_spec(options: types_pb2.MaskOptions) -> MaskSpec:
         offset_x=options.offset_x,
         offset_y=options.offset_y,
         invert=options.invert,
-        merge=MERGE.get(options.merge, "union"),
+        merge=MERGE_MODES.get(options.merge, "union"),
     ).validate()
+
+
+def per_face(class_ids: tuple[int, ...], spec: MaskSpec, extra: np.ndarray | None) -> bool:
+    """Whether an edit works face by face: its classes include a part of a head, and its mask is not the
+    whole photo's (inverted, or the caller's mask replacing the parse)."""
+    replaced = extra is not None and spec.merge == "replace"
+    return bool(FACE_REGION.intersection(class_ids)) and not spec.invert and not replaced
+
+
+def given_sizes(edit: face_editor_pb2.Edit) -> frozenset[str]:
+    """The face-relative sizes (grow, feather, crop padding) this edit sets itself."""
+    return frozenset(
+        name
+        for name, message in (("grow_px", edit.mask), ("feather_sigma", edit.mask), ("crop_padding", edit.inpaint))
+        if message.HasField(name)
+    )
+
+
+def plan_faces(request: face_editor_pb2.EditFaceRequest, image_size: tuple[int, int], max_faces: int) -> list[Face]:
+    """The caller's face boxes as numbered faces (empty: the parse finds them); INVALID_ARGUMENT naming a box
+    outside the image or empty, or when there are more than max_faces."""
+    if len(request.face_boxes) > max_faces:
+        raise InvalidOptionError(f"face_boxes holds {len(request.face_boxes)} boxes; at most {max_faces} are edited")
+    return faces_from_boxes([(b.x0, b.y0, b.x1, b.y1) for b in request.face_boxes], image_size)
 
 
 def plan_edits(request: face_editor_pb2.EditFaceRequest, image_size: tuple[int, int]) -> list[EditPlan]:
@@ -86,7 +116,28 @@ def plan_edits(request: face_editor_pb2.EditFaceRequest, image_size: tuple[int, 
             extra = decode_mask(edit.mask.extra_mask.data, image_size) if edit.mask.extra_mask.data else None
             spec = mask_spec(edit.mask)
             mode = FRAME_MODES[edit.inpaint.crop_mode]
-            plans.append(EditPlan(index, attribute, class_ids, spec, extra, knobs, mode, prompt, edit))
+            faces = per_face(class_ids, spec, extra)
+            if edit.face_indices and not faces:
+                raise InvalidOptionError(
+                    "face_indices selects faces, but this region is edited on the whole photo (its classes are "
+                    "no part of a head, or its mask is inverted or replaced by the caller's)"
+                )
+            plans.append(
+                EditPlan(
+                    index,
+                    attribute,
+                    class_ids,
+                    spec,
+                    extra,
+                    knobs,
+                    mode,
+                    prompt,
+                    edit,
+                    per_face=faces,
+                    face_indices=tuple(edit.face_indices),
+                    given=given_sizes(edit),
+                )
+            )
         except (InvalidOptionError, UnknownNameError, ImageError) as exc:
             raise type(exc)(f"{where}: {exc}") from None
     if request.output_format not in OUTPUT_FORMATS:

@@ -7,24 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import grpc
-import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry import trace
 
 from faceedit.core.knobs import DEFAULT_GUIDANCE, DEFAULT_SEED, DEFAULT_STEPS
 from faceedit.core.prompts import BASE_NEGATIVE, NEGATIVE_VOCABULARY
 from faceedit.core.taxonomy import ATTRIBUTES, CLASS_NAMES, default_strength
-from faceedit.core.viz import colorize, coverage_by_class
 from faceedit.orchestrator.config import parse_args
-from faceedit.orchestrator.flow import Deadline, EditFlow, encoded
+from faceedit.orchestrator.dependencies import GrpcInpainter
+from faceedit.orchestrator.errors import classify
+from faceedit.orchestrator.flow import EditFlow
 from faceedit.orchestrator.metrics import Metrics
-from faceedit.orchestrator.parser_client import ParserClient, ParserError, ParserUnavailableError
+from faceedit.orchestrator.parser_client import ParserClient
 from faceedit.rpc.auth import BearerAuthInterceptor, TokenStore
 from faceedit.rpc.channels import INPAINTER_SERVICE, OffloadedStub, dial
 from faceedit.rpc.logs import RequestLog, configure_logging
@@ -34,7 +33,6 @@ from faceedit.rpc.serving import (
     RunningServer,
     answer,
     answer_stream,
-    classify_core,
     offloaded_service,
     return_large_buffers_to_the_os,
     start_service,
@@ -56,15 +54,6 @@ from faceedit.v1 import face_editor_pb2_grpc, inpainter_pb2
 log = logging.getLogger("faceedit.orchestrator")
 DESCRIPTOR = fe.DESCRIPTOR.services_by_name["FaceEditor"]
 T = TypeVar("T")
-
-
-def classify(exc: Exception, method: str) -> Failure:
-    """The parser's failures are UNAVAILABLE or INTERNAL; downstream failures (CallErrors) keep their status."""
-    if isinstance(exc, ParserUnavailableError):
-        return Failure(grpc.StatusCode.UNAVAILABLE, str(exc))
-    if isinstance(exc, ParserError):
-        return Failure(grpc.StatusCode.INTERNAL, str(exc))
-    return classify_core(exc, method)
 
 
 class Admission:
@@ -104,17 +93,6 @@ def edited_regions(request: fe.EditFaceRequest) -> list[str]:
     return regions
 
 
-def parse_response(labels: np.ndarray) -> fe.ParseFaceResponse:
-    rows = coverage_by_class(labels)
-    present = {class_id for class_id, *_ in rows}
-    return fe.ParseFaceResponse(
-        labels=encoded(labels),
-        parse_map=encoded(colorize(labels)),
-        coverage=[fe.ClassCoverage(class_id=i, name=n, fraction=f, pixels=p) for i, n, f, p in rows],
-        attributes_present=[a for a, ids in ATTRIBUTES.items() if present & set(ids)],
-    )
-
-
 class FaceEditorService(face_editor_pb2_grpc.FaceEditorServicer):
     def __init__(self, flow: EditFlow, metrics: Metrics, admission: Admission) -> None:
         self.flow = flow
@@ -145,7 +123,7 @@ class FaceEditorService(face_editor_pb2_grpc.FaceEditorServicer):
         record = RequestLog("EditFace", request.request_id, edited_regions(request))
 
         async def work() -> fe.EditFaceResponse:
-            response = await self.flow.run(request, context.time_remaining())
+            response = await self.flow.run(request, self.flow.call(request.request_id, context.time_remaining()))
             self.metrics.observe_stages(response)
             record.timings = response.timings
             return response
@@ -161,7 +139,8 @@ class FaceEditorService(face_editor_pb2_grpc.FaceEditorServicer):
                 emit(event)
 
             async def edit() -> None:
-                response = await self.flow.run(request, context.time_remaining(), send)
+                call = self.flow.call(request.request_id, context.time_remaining(), send)
+                response = await self.flow.run(request, call)
                 self.metrics.observe_stages(response)
                 record.timings = response.timings
                 emit(fe.EditFaceEvent(result=response))
@@ -178,17 +157,7 @@ class FaceEditorService(face_editor_pb2_grpc.FaceEditorServicer):
         record = RequestLog("ParseFace", current_trace_id() or uuid.uuid4().hex)
 
         async def work() -> fe.ParseFaceResponse:
-            started = time.monotonic()
-            image = await self.flow.decode(request.image.data)
-            decoded = time.monotonic()
-            deadline = Deadline(context.time_remaining(), self.flow.default_timeout_s)
-            labels, parse_ms = await self.flow.parse(image, deadline)
-            parsed = time.monotonic()
-            response = await self.flow.pool.run(parse_response, labels)
-            response.timings.decode_ms = (decoded - started) * 1000
-            response.timings.parse_ms = parse_ms
-            response.timings.encode_ms = (time.monotonic() - parsed) * 1000
-            response.timings.total_ms = (time.monotonic() - started) * 1000
+            response = await self.flow.parse_face(request, self.flow.call(record.request_id, context.time_remaining()))
             record.timings = response.timings
             return response
 
@@ -268,16 +237,18 @@ async def serve(argv: list[str] | None = None) -> None:
         health_service=INPAINTER_SERVICE,
     )
     pool = WorkerPool(args.workers)
+    stub = OffloadedStub(channel, inpainter_pb2.DESCRIPTOR.services_by_name["Inpainter"], pool)
     flow = EditFlow(
         parser,
-        OffloadedStub(channel, inpainter_pb2.DESCRIPTOR.services_by_name["Inpainter"], pool),
+        GrpcInpainter(stub, args.inpainter_address),
         pool,
-        inpainter_address=args.inpainter_address,
         working_size=args.working_size,
         max_image_bytes=args.max_image_bytes,
         max_image_pixels=args.max_image_pixels,
         max_response_bytes=args.max_message_bytes,
         default_timeout_s=args.timeout,
+        max_faces=args.max_faces,
+        roll_threshold=args.roll_threshold,
     )
     metrics = Metrics(args.max_in_flight)
     service = FaceEditorService(flow, metrics, Admission(args.max_in_flight, metrics.in_flight.set))

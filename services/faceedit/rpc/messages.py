@@ -1,5 +1,5 @@
 """Helpers over the generated messages: numpy arrays <-> faceedit.v1.RawImage (the uncompressed form used between
-services) and proto3 optional fields."""
+services), proto3 optional fields, the proto enums by name, and the stage names of StageTimings."""
 
 from __future__ import annotations
 
@@ -63,3 +63,14 @@ FRAME_MODES = {
     types_pb2.CROP_MODE_CROP: "crop",
     types_pb2.CROP_MODE_FULL_FRAME: "full",
 }
+# MaskOptions.merge -> faceedit.core.masks's merge modes.
+MERGE_MODES = {
+    types_pb2.MASK_MERGE_UNSPECIFIED: "union",
+    types_pb2.MASK_MERGE_UNION: "union",
+    types_pb2.MASK_MERGE_INTERSECT: "intersect",
+    types_pb2.MASK_MERGE_REPLACE: "replace",
+}
+
+# The timed stages in request order, named as StageTimings's <stage>_ms fields (its declaration order); total_ms
+# is no stage.
+STAGES = tuple(f.name.removesuffix("_ms") for f in types_pb2.StageTimings.DESCRIPTOR.fields if f.name != "total_ms")

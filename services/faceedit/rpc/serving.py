@@ -22,7 +22,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha.reflection import SERVICE_NAME, enable_server_reflection
 from prometheus_client import CollectorRegistry, start_http_server
 
-from faceedit.core.errors import CoverageError, FaceEditError
+from faceedit.core.errors import FaceEditError, PreconditionError
 from faceedit.rpc.channels import DEFAULT_MAX_MESSAGE_BYTES, server_options
 from faceedit.rpc.tls import server_credentials
 from faceedit.rpc.workers import WorkerPool, parsed, serialized
@@ -35,7 +35,7 @@ LIVENESS = "liveness"
 
 def status_for(exc: BaseException) -> grpc.StatusCode:
     """The status a caller should see for a core error; anything unexpected is INTERNAL."""
-    if isinstance(exc, CoverageError):
+    if isinstance(exc, PreconditionError):
         return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(exc, FaceEditError):
         return grpc.StatusCode.INVALID_ARGUMENT

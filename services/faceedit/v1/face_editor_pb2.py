@@ -25,43 +25,47 @@ _sym_db = _symbol_database.Default()
 from faceedit.v1 import types_pb2 as faceedit_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x66\x61\x63\x65\x65\x64it/v1/face_editor.proto\x12\x0b\x66\x61\x63\x65\x65\x64it.v1\x1a\x17\x66\x61\x63\x65\x65\x64it/v1/types.proto\"\xc2\x02\n\x04\x45\x64it\x12\x11\n\tattribute\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x17\n\x0fnegative_prompt\x18\x03 \x01(\t\x12\x15\n\x08strength\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x1b\n\x0eguidance_scale\x18\x05 \x01(\x02H\x01\x88\x01\x01\x12 \n\x13num_inference_steps\x18\x06 \x01(\x05H\x02\x88\x01\x01\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x03\x88\x01\x01\x12&\n\x04mask\x18\x08 \x01(\x0b\x32\x18.faceedit.v1.MaskOptions\x12,\n\x07inpaint\x18\t \x01(\x0b\x32\x1b.faceedit.v1.InpaintOptionsB\x0b\n\t_strengthB\x11\n\x0f_guidance_scaleB\x16\n\x14_num_inference_stepsB\x07\n\x05_seed\"\xe8\x01\n\x0f\x45\x64itFaceRequest\x12(\n\x05image\x18\x01 \x01(\x0b\x32\x19.faceedit.v1.EncodedImage\x12 \n\x05\x65\x64its\x18\x02 \x03(\x0b\x32\x11.faceedit.v1.Edit\x12\x14\n\x0creturn_masks\x18\x03 \x01(\x08\x12/\n\routput_format\x18\x04 \x01(\x0e\x32\x18.faceedit.v1.ImageFormat\x12\x1b\n\x0eoutput_quality\x18\x05 \x01(\rH\x00\x88\x01\x01\x12\x12\n\nrequest_id\x18\x06 \x01(\tB\x11\n\x0f_output_quality\"\xa6\x03\n\x0e\x45\x64itStepResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x11\n\tattribute\x18\x02 \x01(\t\x12\x11\n\tclass_ids\x18\x03 \x03(\r\x12\x10\n\x08\x63overage\x18\x04 \x01(\x02\x12\x0c\n\x04seed\x18\x05 \x01(\x03\x12\x17\n\x0fnegative_prompt\x18\x06 \x01(\t\x12\'\n\x04mask\x18\x07 \x01(\x0b\x32\x19.faceedit.v1.EncodedImage\x12)\n\x06labels\x18\x08 \x01(\x0b\x32\x19.faceedit.v1.EncodedImage\x12,\n\tparse_map\x18\t \x01(\x0b\x32\x19.faceedit.v1.EncodedImage\x12\x0f\n\x07\x63ropped\x18\n \x01(\x08\x12*\n\x08\x63rop_box\x18\x0b \x01(\x0b\x32\x18.faceedit.v1.BoundingBox\x12\x11\n\tsteps_run\x18\x0c \x01(\x05\x12*\n\x07timings\x18\r \x01(\x0b\x32\x19.faceedit.v1.StageTimings\x12(\n\x05image\x18\x0e \x01(\x0b\x32\x19.faceedit.v1.EncodedImage\"\xa8\x01\n\x10\x45\x64itFaceResponse\x12(\n\x05image\x18\x01 \x01(\x0b\x32\x19.faceedit.v1.EncodedImage\x12*\n\x05steps\x18\x02 \x03(\x0b\x32\x1b.faceedit.v1.EditStepResult\x12*\n\x07timings\x18\x03 \x01(\x0b\x32\x19.faceedit.v1.StageTimings\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"e\n\nStageEvent\x12!\n\x05stage\x18\x01 \x01(\x0e\x32\x12.faceedit.v1.Stage\x12\x12\n\nedit_index\x18\x02 \x01(\r\x12\x0c\n\x04\x64one\x18\x03 \x01(\x08\x12\x12\n\nelapsed_ms\x18\x04 \x01(\x01\"\\\n\x0f\x44\x65noiseProgress\x12\x12\n\nedit_index\x18\x01 \x01(\r\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x13\n\x0btotal_steps\x18\x03 \x01(\x05\x12\x12\n\nelapsed_ms\x18\x04 \x01(\x01\"\xd2\x01\n\rEditFaceEvent\x12(\n\x05stage\x18\x01 \x01(\x0b\x32\x17.faceedit.v1.StageEventH\x00\x12\x30\n\x08progress\x18\x02 \x01(\x0b\x32\x1c.faceedit.v1.DenoiseProgressH\x00\x12+\n\x04step\x18\x03 \x01(\x0b\x32\x1b.faceedit.v1.EditStepResultH\x00\x12/\n\x06result\x18\x04 \x01(\x0b\x32\x1d.faceedit.v1.EditFaceResponseH\x00\x42\x07\n\x05\x65vent\"<\n\x10ParseFaceRequest\x12(\n\x05image\x18\x01 \x01(\x0b\x32\x19.faceedit.v1.EncodedImage\"Q\n\rClassCoverage\x12\x10\n\x08\x63lass_id\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x66raction\x18\x03 \x01(\x02\x12\x0e\n\x06pixels\x18\x04 \x01(\x04\"\xe2\x01\n\x11ParseFaceResponse\x12)\n\x06labels\x18\x01 \x01(\x0b\x32\x19.faceedit.v1.EncodedImage\x12,\n\tparse_map\x18\x02 \x01(\x0b\x32\x19.faceedit.v1.EncodedImage\x12,\n\x08\x63overage\x18\x03 \x03(\x0b\x32\x1a.faceedit.v1.ClassCoverage\x12\x1a\n\x12\x61ttributes_present\x18\x04 \x03(\t\x12*\n\x07timings\x18\x05 \x01(\x0b\x32\x19.faceedit.v1.StageTimings\"\x17\n\x15ListAttributesRequest\"|\n\rAttributeInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tclass_ids\x18\x02 \x03(\r\x12\x13\n\x0b\x63lass_names\x18\x03 \x03(\t\x12\x18\n\x10\x64\x65\x66\x61ult_strength\x18\x04 \x01(\x02\x12\x1b\n\x13negative_vocabulary\x18\x05 \x01(\t\"%\n\tFaceClass\x12\n\n\x02id\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xea\x01\n\x16ListAttributesResponse\x12.\n\nattributes\x18\x01 \x03(\x0b\x32\x1a.faceedit.v1.AttributeInfo\x12\'\n\x07\x63lasses\x18\x02 \x03(\x0b\x32\x16.faceedit.v1.FaceClass\x12\x1e\n\x16\x64\x65\x66\x61ult_guidance_scale\x18\x03 \x01(\x02\x12#\n\x1b\x64\x65\x66\x61ult_num_inference_steps\x18\x04 \x01(\x05\x12\x14\n\x0c\x64\x65\x66\x61ult_seed\x18\x05 \x01(\x03\x12\x1c\n\x14\x62\x61se_negative_prompt\x18\x06 \x01(\t*\x8b\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTAGE_DECODE\x10\x01\x12\x0f\n\x0bSTAGE_PARSE\x10\x02\x12\x0e\n\nSTAGE_MASK\x10\x03\x12\x11\n\rSTAGE_INPAINT\x10\x04\x12\x13\n\x0fSTAGE_COMPOSITE\x10\x05\x12\x10\n\x0cSTAGE_ENCODE\x10\x06\x32\xca\x02\n\nFaceEditor\x12G\n\x08\x45\x64itFace\x12\x1c.faceedit.v1.EditFaceRequest\x1a\x1d.faceedit.v1.EditFaceResponse\x12L\n\x0eStreamEditFace\x12\x1c.faceedit.v1.EditFaceRequest\x1a\x1a.faceedit.v1.EditFaceEvent0\x01\x12J\n\tParseFace\x12\x1d.faceedit.v1.ParseFaceRequest\x1a\x1e.faceedit.v1.ParseFaceResponse\x12Y\n\x0eListAttributes\x12\".faceedit.v1.ListAttributesRequest\x1a#.faceedit.v1.ListAttributesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x66\x61\x63\x65\x65\x64it/v1/face_editor.proto\x12\x0b\x66\x61\x63\x65\x65\x64it.v1\x1a\x17\x66\x61\x63\x65\x65\x64it/v1/types.proto\"\xd8\x02\n\x04\x45\x64it\x12\x11\n\tattribute\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x17\n\x0fnegative_prompt\x18\x03 \x01(\t\x12\x15\n\x08strength\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x1b\n\x0eguidance_scale\x18\x05 \x01(\x02H\x01\x88\x01\x01\x12 \n\x13num_inference_steps\x18\x06 \x01(\x05H\x02\x88\x01\x01\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x03\x88\x01\x01\x12&\n\x04mask\x18\x08 \x01(\x0b\x32\x18.faceedit.v1.MaskOptions\x12,\n\x07inpaint\x18\t \x01(\x0b\x32\x1b.faceedit.v1.InpaintOptions\x12\x14\n\x0c\x66\x61\x63\x65_indices\x18\n \x03(\rB\x0b\n\t_strengthB\x11\n\x0f_guidance_scaleB\x16\n\x14_num_inference_stepsB\x07\n\x05_seed\"\x96\x02\n\x0f\x45\x64itFaceRequest\x12(\n\x05image\x18\x01 \x01(\x0b\x32\x19.faceedit.v1.EncodedImage\x12 \n\x05\x65\x64its\x18\x02 \x03(\x0b\x32\x11.faceedit.v1.Edit\x12\x14\n\x0creturn_masks\x18\x03 \x01(\x08\x12/\n\routput_format\x18\x04 \x01(\x0e\x32\x18.faceedit.v1.ImageFormat\x12\x1b\n\x0eoutput_quality\x18\x05 \x01(\rH\x00\x88\x01\x01\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12,\n\nface_boxes\x18\x07 \x03(\x0b\x32\x18.faceedit.v1.BoundingBoxB\x11\n\x0f_output_quality\"\xd4\x01\n\x0e\x46\x61\x63\x65StepResult\x12\r\n\x05index\x18\x01 \x01(\r\x12*\n\x08\x66\x61\x63\x65_box\x18\x02 \x01(\x0b\x32\x18.faceedit.v1.BoundingBox\x12\x0f\n\x07\x63ropped\x18\x03 \x01(\x08\x12*\n\x08\x63rop_box\x18\x04 \x01(\x0b\x32\x18.faceedit.v1.BoundingBox\x12\x10\n\x08\x63overage\x18\x05 \x01(\x02\x12\x19\n\x0croll_degrees\x18\x06 \x01(\x02H\x00\x88\x01\x01\x12\x0c\n\x04seed\x18\x07 \x01(\x03\x42\x0f\n\r_roll_degrees\"\xd2\x03\n\x0e\x45\x64itStepResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x11\n\tattribute\x18\x02 \x01(\t\x12\x11\n\tclass_ids\x18\x03 \x03(\r\x12\x10\n\x08\x63overage\x18\x04 \x01(\x02\x12\x0c\n\x04seed\x18\x05 \x01(\x03\x12\x17\n\x0fnegative_prompt\x18\x06 \x01(\t\x12\'\n\x04mask\x18\x07 \x01(\x0b\x32\x19.faceedit.v1.EncodedImage\x12)\n\x06labels\x18\x08 \x01(\x0b\x32\x19.faceedit.v1.EncodedImage\x12,\n\tparse_map\x18\t \x01(\x0b\x32\x19.faceedit.v1.EncodedImage\x12\x0f\n\x07\x63ropped\x18\n \x01(\x08\x12*\n\x08\x63rop_box\x18\x0b \x01(\x0b\x32\x18.faceedit.v1.BoundingBox\x12\x11\n\tsteps_run\x18\x0c \x01(\x05\x12*\n\x07timings\x18\r \x01(\x0b\x32\x19.faceedit.v1.StageTimings\x12(\n\x05image\x18\x0e \x01(\x0b\x32\x19.faceedit.v1.EncodedImage\x12*\n\x05\x66\x61\x63\x65s\x18\x0f \x03(\x0b\x32\x1b.faceedit.v1.FaceStepResult\"\xa8\x01\n\x10\x45\x64itFaceResponse\x12(\n\x05image\x18\x01 \x01(\x0b\x32\x19.faceedit.v1.EncodedImage\x12*\n\x05steps\x18\x02 \x03(\x0b\x32\x1b.faceedit.v1.EditStepResult\x12*\n\x07timings\x18\x03 \x01(\x0b\x32\x19.faceedit.v1.StageTimings\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\x8d\x01\n\nStageEvent\x12!\n\x05stage\x18\x01 \x01(\x0e\x32\x12.faceedit.v1.Stage\x12\x12\n\nedit_index\x18\x02 \x01(\r\x12\x0c\n\x04\x64one\x18\x03 \x01(\x08\x12\x12\n\nelapsed_ms\x18\x04 \x01(\x01\x12\x17\n\nface_index\x18\x05 \x01(\rH\x00\x88\x01\x01\x42\r\n\x0b_face_index\"\x84\x01\n\x0f\x44\x65noiseProgress\x12\x12\n\nedit_index\x18\x01 \x01(\r\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x13\n\x0btotal_steps\x18\x03 \x01(\x05\x12\x12\n\nelapsed_ms\x18\x04 \x01(\x01\x12\x17\n\nface_index\x18\x05 \x01(\rH\x00\x88\x01\x01\x42\r\n\x0b_face_index\"\xd2\x01\n\rEditFaceEvent\x12(\n\x05stage\x18\x01 \x01(\x0b\x32\x17.faceedit.v1.StageEventH\x00\x12\x30\n\x08progress\x18\x02 \x01(\x0b\x32\x1c.faceedit.v1.DenoiseProgressH\x00\x12+\n\x04step\x18\x03 \x01(\x0b\x32\x1b.faceedit.v1.EditStepResultH\x00\x12/\n\x06result\x18\x04 \x01(\x0b\x32\x1d.faceedit.v1.EditFaceResponseH\x00\x42\x07\n\x05\x65vent\"<\n\x10ParseFaceRequest\x12(\n\x05image\x18\x01 \x01(\x0b\x32\x19.faceedit.v1.EncodedImage\"\xa4\x01\n\tFoundFace\x12\r\n\x05index\x18\x01 \x01(\r\x12%\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x18.faceedit.v1.BoundingBox\x12\x19\n\x0croll_degrees\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x0c\n\x04\x61rea\x18\x04 \x01(\x04\x12\'\n\x05\x66rame\x18\x05 \x01(\x0b\x32\x18.faceedit.v1.BoundingBoxB\x0f\n\r_roll_degrees\"Q\n\rClassCoverage\x12\x10\n\x08\x63lass_id\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x66raction\x18\x03 \x01(\x02\x12\x0e\n\x06pixels\x18\x04 \x01(\x04\"\x89\x02\n\x11ParseFaceResponse\x12)\n\x06labels\x18\x01 \x01(\x0b\x32\x19.faceedit.v1.EncodedImage\x12,\n\tparse_map\x18\x02 \x01(\x0b\x32\x19.faceedit.v1.EncodedImage\x12,\n\x08\x63overage\x18\x03 \x03(\x0b\x32\x1a.faceedit.v1.ClassCoverage\x12\x1a\n\x12\x61ttributes_present\x18\x04 \x03(\t\x12*\n\x07timings\x18\x05 \x01(\x0b\x32\x19.faceedit.v1.StageTimings\x12%\n\x05\x66\x61\x63\x65s\x18\x06 \x03(\x0b\x32\x16.faceedit.v1.FoundFace\"\x17\n\x15ListAttributesRequest\"|\n\rAttributeInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tclass_ids\x18\x02 \x03(\r\x12\x13\n\x0b\x63lass_names\x18\x03 \x03(\t\x12\x18\n\x10\x64\x65\x66\x61ult_strength\x18\x04 \x01(\x02\x12\x1b\n\x13negative_vocabulary\x18\x05 \x01(\t\"%\n\tFaceClass\x12\n\n\x02id\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xea\x01\n\x16ListAttributesResponse\x12.\n\nattributes\x18\x01 \x03(\x0b\x32\x1a.faceedit.v1.AttributeInfo\x12\'\n\x07\x63lasses\x18\x02 \x03(\x0b\x32\x16.faceedit.v1.FaceClass\x12\x1e\n\x16\x64\x65\x66\x61ult_guidance_scale\x18\x03 \x01(\x02\x12#\n\x1b\x64\x65\x66\x61ult_num_inference_steps\x18\x04 \x01(\x05\x12\x14\n\x0c\x64\x65\x66\x61ult_seed\x18\x05 \x01(\x03\x12\x1c\n\x14\x62\x61se_negative_prompt\x18\x06 \x01(\t*\x8b\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTAGE_DECODE\x10\x01\x12\x0f\n\x0bSTAGE_PARSE\x10\x02\x12\x0e\n\nSTAGE_MASK\x10\x03\x12\x11\n\rSTAGE_INPAINT\x10\x04\x12\x13\n\x0fSTAGE_COMPOSITE\x10\x05\x12\x10\n\x0cSTAGE_ENCODE\x10\x06\x32\xca\x02\n\nFaceEditor\x12G\n\x08\x45\x64itFace\x12\x1c.faceedit.v1.EditFaceRequest\x1a\x1d.faceedit.v1.EditFaceResponse\x12L\n\x0eStreamEditFace\x12\x1c.faceedit.v1.EditFaceRequest\x1a\x1a.faceedit.v1.EditFaceEvent0\x01\x12J\n\tParseFace\x12\x1d.faceedit.v1.ParseFaceRequest\x1a\x1e.faceedit.v1.ParseFaceResponse\x12Y\n\x0eListAttributes\x12\".faceedit.v1.ListAttributesRequest\x1a#.faceedit.v1.ListAttributesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'faceedit.v1.face_editor_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STAGE']._serialized_start=2439
-  _globals['_STAGE']._serialized_end=2578
+  _globals['_STAGE']._serialized_start=3054
+  _globals['_STAGE']._serialized_end=3193
   _globals['_EDIT']._serialized_start=72
-  _globals['_EDIT']._serialized_end=394
-  _globals['_EDITFACEREQUEST']._serialized_start=397
-  _globals['_EDITFACEREQUEST']._serialized_end=629
-  _globals['_EDITSTEPRESULT']._serialized_start=632
-  _globals['_EDITSTEPRESULT']._serialized_end=1054
-  _globals['_EDITFACERESPONSE']._serialized_start=1057
-  _globals['_EDITFACERESPONSE']._serialized_end=1225
-  _globals['_STAGEEVENT']._serialized_start=1227
-  _globals['_STAGEEVENT']._serialized_end=1328
-  _globals['_DENOISEPROGRESS']._serialized_start=1330
-  _globals['_DENOISEPROGRESS']._serialized_end=1422
-  _globals['_EDITFACEEVENT']._serialized_start=1425
-  _globals['_EDITFACEEVENT']._serialized_end=1635
-  _globals['_PARSEFACEREQUEST']._serialized_start=1637
-  _globals['_PARSEFACEREQUEST']._serialized_end=1697
-  _globals['_CLASSCOVERAGE']._serialized_start=1699
-  _globals['_CLASSCOVERAGE']._serialized_end=1780
-  _globals['_PARSEFACERESPONSE']._serialized_start=1783
-  _globals['_PARSEFACERESPONSE']._serialized_end=2009
-  _globals['_LISTATTRIBUTESREQUEST']._serialized_start=2011
-  _globals['_LISTATTRIBUTESREQUEST']._serialized_end=2034
-  _globals['_ATTRIBUTEINFO']._serialized_start=2036
-  _globals['_ATTRIBUTEINFO']._serialized_end=2160
-  _globals['_FACECLASS']._serialized_start=2162
-  _globals['_FACECLASS']._serialized_end=2199
-  _globals['_LISTATTRIBUTESRESPONSE']._serialized_start=2202
-  _globals['_LISTATTRIBUTESRESPONSE']._serialized_end=2436
-  _globals['_FACEEDITOR']._serialized_start=2581
-  _globals['_FACEEDITOR']._serialized_end=2911
+  _globals['_EDIT']._serialized_end=416
+  _globals['_EDITFACEREQUEST']._serialized_start=419
+  _globals['_EDITFACEREQUEST']._serialized_end=697
+  _globals['_FACESTEPRESULT']._serialized_start=700
+  _globals['_FACESTEPRESULT']._serialized_end=912
+  _globals['_EDITSTEPRESULT']._serialized_start=915
+  _globals['_EDITSTEPRESULT']._serialized_end=1381
+  _globals['_EDITFACERESPONSE']._serialized_start=1384
+  _globals['_EDITFACERESPONSE']._serialized_end=1552
+  _globals['_STAGEEVENT']._serialized_start=1555
+  _globals['_STAGEEVENT']._serialized_end=1696
+  _globals['_DENOISEPROGRESS']._serialized_start=1699
+  _globals['_DENOISEPROGRESS']._serialized_end=1831
+  _globals['_EDITFACEEVENT']._serialized_start=1834
+  _globals['_EDITFACEEVENT']._serialized_end=2044
+  _globals['_PARSEFACEREQUEST']._serialized_start=2046
+  _globals['_PARSEFACEREQUEST']._serialized_end=2106
+  _globals['_FOUNDFACE']._serialized_start=2109
+  _globals['_FOUNDFACE']._serialized_end=2273
+  _globals['_CLASSCOVERAGE']._serialized_start=2275
+  _globals['_CLASSCOVERAGE']._serialized_end=2356
+  _globals['_PARSEFACERESPONSE']._serialized_start=2359
+  _globals['_PARSEFACERESPONSE']._serialized_end=2624
+  _globals['_LISTATTRIBUTESREQUEST']._serialized_start=2626
+  _globals['_LISTATTRIBUTESREQUEST']._serialized_end=2649
+  _globals['_ATTRIBUTEINFO']._serialized_start=2651
+  _globals['_ATTRIBUTEINFO']._serialized_end=2775
+  _globals['_FACECLASS']._serialized_start=2777
+  _globals['_FACECLASS']._serialized_end=2814
+  _globals['_LISTATTRIBUTESRESPONSE']._serialized_start=2817
+  _globals['_LISTATTRIBUTESRESPONSE']._serialized_end=3051
+  _globals['_FACEEDITOR']._serialized_start=3196
+  _globals['_FACEEDITOR']._serialized_end=3526
 # @@protoc_insertion_point(module_scope)

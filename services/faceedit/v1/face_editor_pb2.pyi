@@ -61,6 +61,7 @@ class Edit(_message.Message):
     SEED_FIELD_NUMBER: _builtins.int
     MASK_FIELD_NUMBER: _builtins.int
     INPAINT_FIELD_NUMBER: _builtins.int
+    FACE_INDICES_FIELD_NUMBER: _builtins.int
     attribute: _builtins.str
     """Attribute name: hair, lips, skin, eyes, eyebrows, glasses, earrings, necklace, hat, clothing, nose,
     ears, neck, mouth (see ListAttributes). May be empty when mask.classes names the classes.
@@ -78,14 +79,27 @@ class Edit(_message.Message):
     num_inference_steps: _builtins.int
     """Denoising steps in [1, 150]. Default 50."""
     seed: _builtins.int
-    """Random seed. Default 42; echoed in the step result."""
+    """Random seed. Default 42; echoed in the step result. Face i renders with seed + i (its index), so each
+    face's result is reproducible on its own, whichever faces an edit selects.
+    """
     @_builtins.property
     def mask(self) -> _types_pb2.MaskOptions:
-        """How the region's mask is built. Defaults: grow 3 px, feather sigma 7, min coverage 0.1%."""
+        """How the region's mask is built. Defaults: grow 3 px, feather sigma 7, min coverage 0.1%, the pixel sizes
+        scaled with the face frame (see MaskOptions).
+        """
 
     @_builtins.property
     def inpaint(self) -> _types_pb2.InpaintOptions:
         """Crop-to-region, colour match, negative-prompt handling."""
+
+    @_builtins.property
+    def face_indices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The faces this edit changes, by face index (see FaceEditor: numbering). Empty: every face found. An index
+        with no face is FAILED_PRECONDITION saying how many faces were found. Each face's region is framed and
+        rendered on its own; pixels of the other faces stay the input's, bit for bit. Regions that are no part of a
+        head (background, necklace, clothing) and masks that are inverted or replaced by the caller's are edited on
+        the whole photo, as one region: face_indices is then INVALID_ARGUMENT.
+        """
 
     def __init__(
         self,
@@ -99,10 +113,11 @@ class Edit(_message.Message):
         seed: _builtins.int | None = ...,
         mask: _types_pb2.MaskOptions | None = ...,
         inpaint: _types_pb2.InpaintOptions | None = ...,
+        face_indices: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_num_inference_steps", b"_num_inference_steps", "_seed", b"_seed", "_strength", b"_strength", "guidance_scale", b"guidance_scale", "inpaint", b"inpaint", "mask", b"mask", "num_inference_steps", b"num_inference_steps", "seed", b"seed", "strength", b"strength"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_num_inference_steps", b"_num_inference_steps", "_seed", b"_seed", "_strength", b"_strength", "attribute", b"attribute", "guidance_scale", b"guidance_scale", "inpaint", b"inpaint", "mask", b"mask", "negative_prompt", b"negative_prompt", "num_inference_steps", b"num_inference_steps", "prompt", b"prompt", "seed", b"seed", "strength", b"strength"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_num_inference_steps", b"_num_inference_steps", "_seed", b"_seed", "_strength", b"_strength", "attribute", b"attribute", "face_indices", b"face_indices", "guidance_scale", b"guidance_scale", "inpaint", b"inpaint", "mask", b"mask", "negative_prompt", b"negative_prompt", "num_inference_steps", b"num_inference_steps", "prompt", b"prompt", "seed", b"seed", "strength", b"strength"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__guidance_scale: _TypeAlias = _typing.Literal["guidance_scale"]  # noqa: Y015
     _WhichOneofArgType__guidance_scale: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale"]  # noqa: Y015
@@ -133,6 +148,7 @@ class EditFaceRequest(_message.Message):
     OUTPUT_FORMAT_FIELD_NUMBER: _builtins.int
     OUTPUT_QUALITY_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    FACE_BOXES_FIELD_NUMBER: _builtins.int
     return_masks: _builtins.bool
     """Include each step's mask, label map and parse visualisation in the response. Default off."""
     output_format: _types_pb2.ImageFormat.ValueType
@@ -149,6 +165,15 @@ class EditFaceRequest(_message.Message):
     def edits(self) -> _containers.RepeatedCompositeFieldContainer[Global___Edit]:
         """Edits applied in order (cascade); 1 to 8 edits."""
 
+    @_builtins.property
+    def face_boxes(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.BoundingBox]:
+        """The faces' boxes from the caller's own detector, in photo pixels (after EXIF orientation): face
+        localisation is then skipped and these are the faces, numbered like found faces (by area, largest first,
+        ties left to right), not by their order here. Each box should hold the head; its face frame adds the
+        margin. A box outside the image or empty is INVALID_ARGUMENT naming it. Empty: faces are found by the
+        parser.
+        """
+
     def __init__(
         self,
         *,
@@ -158,16 +183,71 @@ class EditFaceRequest(_message.Message):
         output_format: _types_pb2.ImageFormat.ValueType = ...,
         output_quality: _builtins.int | None = ...,
         request_id: _builtins.str = ...,
+        face_boxes: _abc.Iterable[_types_pb2.BoundingBox] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_output_quality", b"_output_quality", "image", b"image", "output_quality", b"output_quality"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_output_quality", b"_output_quality", "edits", b"edits", "image", b"image", "output_format", b"output_format", "output_quality", b"output_quality", "request_id", b"request_id", "return_masks", b"return_masks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_output_quality", b"_output_quality", "edits", b"edits", "face_boxes", b"face_boxes", "image", b"image", "output_format", b"output_format", "output_quality", b"output_quality", "request_id", b"request_id", "return_masks", b"return_masks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__output_quality: _TypeAlias = _typing.Literal["output_quality"]  # noqa: Y015
     _WhichOneofArgType__output_quality: _TypeAlias = _typing.Literal["_output_quality", b"_output_quality"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__output_quality) -> _WhichOneofReturnType__output_quality | None: ...
 
 Global___EditFaceRequest: _TypeAlias = EditFaceRequest  # noqa: Y015
+
+@_typing.final
+class FaceStepResult(_message.Message):
+    """One face as an edit step rendered it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    FACE_BOX_FIELD_NUMBER: _builtins.int
+    CROPPED_FIELD_NUMBER: _builtins.int
+    CROP_BOX_FIELD_NUMBER: _builtins.int
+    COVERAGE_FIELD_NUMBER: _builtins.int
+    ROLL_DEGREES_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """The face's index (see FaceEditor: numbering)."""
+    cropped: _builtins.bool
+    """Whether this face's region rendered as a crop, and where, in photo pixels."""
+    coverage: _builtins.float
+    """Fraction of the face frame's pixels above 128 in this face's mask."""
+    roll_degrees: _builtins.float
+    """The face's roll in degrees, in (-90, 90]: the angle of the line from the eye on the image's left to the
+    eye on its right (else the brows), positive when the face leans clockwise as seen (its right-hand eye in
+    the image is lower). Absent when its parse shows neither both eyes nor both brows. Faces rolled by more
+    than the server's threshold rendered upright.
+    """
+    seed: _builtins.int
+    """The seed this face rendered with: the edit's seed + the face's index."""
+    @_builtins.property
+    def face_box(self) -> _types_pb2.BoundingBox:
+        """The face box in photo pixels: the head (face, hair, ears, neck) found by the parse, or the caller's box."""
+
+    @_builtins.property
+    def crop_box(self) -> _types_pb2.BoundingBox: ...
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        face_box: _types_pb2.BoundingBox | None = ...,
+        cropped: _builtins.bool = ...,
+        crop_box: _types_pb2.BoundingBox | None = ...,
+        coverage: _builtins.float = ...,
+        roll_degrees: _builtins.float | None = ...,
+        seed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_roll_degrees", b"_roll_degrees", "crop_box", b"crop_box", "face_box", b"face_box", "roll_degrees", b"roll_degrees"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_roll_degrees", b"_roll_degrees", "coverage", b"coverage", "crop_box", b"crop_box", "cropped", b"cropped", "face_box", b"face_box", "index", b"index", "roll_degrees", b"roll_degrees", "seed", b"seed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__roll_degrees: _TypeAlias = _typing.Literal["roll_degrees"]  # noqa: Y015
+    _WhichOneofArgType__roll_degrees: _TypeAlias = _typing.Literal["_roll_degrees", b"_roll_degrees"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__roll_degrees) -> _WhichOneofReturnType__roll_degrees | None: ...
+
+Global___FaceStepResult: _TypeAlias = FaceStepResult  # noqa: Y015
 
 @_typing.final
 class EditStepResult(_message.Message):
@@ -189,17 +269,22 @@ class EditStepResult(_message.Message):
     STEPS_RUN_FIELD_NUMBER: _builtins.int
     TIMINGS_FIELD_NUMBER: _builtins.int
     IMAGE_FIELD_NUMBER: _builtins.int
+    FACES_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Index of the edit in the request."""
     attribute: _builtins.str
     coverage: _builtins.float
-    """Fraction of pixels above 128 in the final mask."""
+    """Fraction of pixels above 128 in the final mask, of the face frame (min_coverage is checked per face,
+    against its face frame): the smallest over the faces edited; each face's own in faces.
+    """
     seed: _builtins.int
-    """The seed used."""
+    """The edit's seed; face i rendered with seed + i (see faces)."""
     negative_prompt: _builtins.str
     """The full negative prompt used."""
     cropped: _builtins.bool
-    """Whether the inpainter cropped to the region, and where."""
+    """Whether the inpainter cropped to the region, and where: the first face edited (lowest index); each
+    face's own in faces.
+    """
     steps_run: _builtins.int
     @_builtins.property
     def class_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
@@ -229,6 +314,10 @@ class EditStepResult(_message.Message):
         out for the last edit: its image is the response's image.
         """
 
+    @_builtins.property
+    def faces(self) -> _containers.RepeatedCompositeFieldContainer[Global___FaceStepResult]:
+        """The faces this edit changed, by index."""
+
     def __init__(
         self,
         *,
@@ -246,10 +335,11 @@ class EditStepResult(_message.Message):
         steps_run: _builtins.int = ...,
         timings: _types_pb2.StageTimings | None = ...,
         image: _types_pb2.EncodedImage | None = ...,
+        faces: _abc.Iterable[Global___FaceStepResult] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["crop_box", b"crop_box", "image", b"image", "labels", b"labels", "mask", b"mask", "parse_map", b"parse_map", "timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attribute", b"attribute", "class_ids", b"class_ids", "coverage", b"coverage", "crop_box", b"crop_box", "cropped", b"cropped", "image", b"image", "index", b"index", "labels", b"labels", "mask", b"mask", "negative_prompt", b"negative_prompt", "parse_map", b"parse_map", "seed", b"seed", "steps_run", b"steps_run", "timings", b"timings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attribute", b"attribute", "class_ids", b"class_ids", "coverage", b"coverage", "crop_box", b"crop_box", "cropped", b"cropped", "faces", b"faces", "image", b"image", "index", b"index", "labels", b"labels", "mask", b"mask", "negative_prompt", b"negative_prompt", "parse_map", b"parse_map", "seed", b"seed", "steps_run", b"steps_run", "timings", b"timings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -300,6 +390,7 @@ class StageEvent(_message.Message):
     EDIT_INDEX_FIELD_NUMBER: _builtins.int
     DONE_FIELD_NUMBER: _builtins.int
     ELAPSED_MS_FIELD_NUMBER: _builtins.int
+    FACE_INDEX_FIELD_NUMBER: _builtins.int
     stage: Global___Stage.ValueType
     edit_index: _builtins.int
     """Edit index the stage belongs to (0 for decode and encode)."""
@@ -307,6 +398,10 @@ class StageEvent(_message.Message):
     """False when the stage starts, true when it has finished."""
     elapsed_ms: _builtins.float
     """Milliseconds since the request started."""
+    face_index: _builtins.int
+    """The face the stage works on (see FaceEditor: numbering); absent for a stage of the whole photo (decode,
+    the coarse parse, encode) or of all the edit's faces at once (the batched fine parse).
+    """
     def __init__(
         self,
         *,
@@ -314,12 +409,15 @@ class StageEvent(_message.Message):
         edit_index: _builtins.int = ...,
         done: _builtins.bool = ...,
         elapsed_ms: _builtins.float = ...,
+        face_index: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_face_index", b"_face_index", "face_index", b"face_index"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "edit_index", b"edit_index", "elapsed_ms", b"elapsed_ms", "stage", b"stage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_face_index", b"_face_index", "done", b"done", "edit_index", b"edit_index", "elapsed_ms", b"elapsed_ms", "face_index", b"face_index", "stage", b"stage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__face_index: _TypeAlias = _typing.Literal["face_index"]  # noqa: Y015
+    _WhichOneofArgType__face_index: _TypeAlias = _typing.Literal["_face_index", b"_face_index"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__face_index) -> _WhichOneofReturnType__face_index | None: ...
 
 Global___StageEvent: _TypeAlias = StageEvent  # noqa: Y015
 
@@ -331,11 +429,14 @@ class DenoiseProgress(_message.Message):
     STEP_FIELD_NUMBER: _builtins.int
     TOTAL_STEPS_FIELD_NUMBER: _builtins.int
     ELAPSED_MS_FIELD_NUMBER: _builtins.int
+    FACE_INDEX_FIELD_NUMBER: _builtins.int
     edit_index: _builtins.int
     step: _builtins.int
     """1-based step just finished, of total_steps."""
     total_steps: _builtins.int
     elapsed_ms: _builtins.float
+    face_index: _builtins.int
+    """The face whose render made this step (faces of one edit may render concurrently)."""
     def __init__(
         self,
         *,
@@ -343,12 +444,15 @@ class DenoiseProgress(_message.Message):
         step: _builtins.int = ...,
         total_steps: _builtins.int = ...,
         elapsed_ms: _builtins.float = ...,
+        face_index: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_face_index", b"_face_index", "face_index", b"face_index"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["edit_index", b"edit_index", "elapsed_ms", b"elapsed_ms", "step", b"step", "total_steps", b"total_steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_face_index", b"_face_index", "edit_index", b"edit_index", "elapsed_ms", b"elapsed_ms", "face_index", b"face_index", "step", b"step", "total_steps", b"total_steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__face_index: _TypeAlias = _typing.Literal["face_index"]  # noqa: Y015
+    _WhichOneofArgType__face_index: _TypeAlias = _typing.Literal["_face_index", b"_face_index"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__face_index) -> _WhichOneofReturnType__face_index | None: ...
 
 Global___DenoiseProgress: _TypeAlias = DenoiseProgress  # noqa: Y015
 
@@ -411,6 +515,52 @@ class ParseFaceRequest(_message.Message):
 Global___ParseFaceRequest: _TypeAlias = ParseFaceRequest  # noqa: Y015
 
 @_typing.final
+class FoundFace(_message.Message):
+    """One face of a photo, as ParseFace found it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    BOX_FIELD_NUMBER: _builtins.int
+    ROLL_DEGREES_FIELD_NUMBER: _builtins.int
+    AREA_FIELD_NUMBER: _builtins.int
+    FRAME_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """The face's index (see FaceEditor: numbering)."""
+    roll_degrees: _builtins.float
+    """The face's roll in degrees, from its fine parse (see FaceStepResult.roll_degrees for the sign); absent
+    when the parse shows neither both eyes nor both brows.
+    """
+    area: _builtins.int
+    """The face box's area in photo pixels (the numbering's key)."""
+    @_builtins.property
+    def box(self) -> _types_pb2.BoundingBox:
+        """The face box in photo pixels: the head (face, hair, hat, ears, earrings, neck)."""
+
+    @_builtins.property
+    def frame(self) -> _types_pb2.BoundingBox:
+        """The face frame in photo pixels: the region parsed at the parser's input size."""
+
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        box: _types_pb2.BoundingBox | None = ...,
+        roll_degrees: _builtins.float | None = ...,
+        area: _builtins.int = ...,
+        frame: _types_pb2.BoundingBox | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_roll_degrees", b"_roll_degrees", "box", b"box", "frame", b"frame", "roll_degrees", b"roll_degrees"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_roll_degrees", b"_roll_degrees", "area", b"area", "box", b"box", "frame", b"frame", "index", b"index", "roll_degrees", b"roll_degrees"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__roll_degrees: _TypeAlias = _typing.Literal["roll_degrees"]  # noqa: Y015
+    _WhichOneofArgType__roll_degrees: _TypeAlias = _typing.Literal["_roll_degrees", b"_roll_degrees"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__roll_degrees) -> _WhichOneofReturnType__roll_degrees | None: ...
+
+Global___FoundFace: _TypeAlias = FoundFace  # noqa: Y015
+
+@_typing.final
 class ClassCoverage(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -448,9 +598,12 @@ class ParseFaceResponse(_message.Message):
     COVERAGE_FIELD_NUMBER: _builtins.int
     ATTRIBUTES_PRESENT_FIELD_NUMBER: _builtins.int
     TIMINGS_FIELD_NUMBER: _builtins.int
+    FACES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def labels(self) -> _types_pb2.EncodedImage:
-        """Greyscale PNG of class ids at the caller's size."""
+        """Greyscale PNG of class ids at the caller's size: each face frame's fine parse inside the frame, the
+        whole-photo parse elsewhere.
+        """
 
     @_builtins.property
     def parse_map(self) -> _types_pb2.EncodedImage:
@@ -466,6 +619,10 @@ class ParseFaceResponse(_message.Message):
 
     @_builtins.property
     def timings(self) -> _types_pb2.StageTimings: ...
+    @_builtins.property
+    def faces(self) -> _containers.RepeatedCompositeFieldContainer[Global___FoundFace]:
+        """The faces found, by index (see FaceEditor: numbering)."""
+
     def __init__(
         self,
         *,
@@ -474,10 +631,11 @@ class ParseFaceResponse(_message.Message):
         coverage: _abc.Iterable[Global___ClassCoverage] | None = ...,
         attributes_present: _abc.Iterable[_builtins.str] | None = ...,
         timings: _types_pb2.StageTimings | None = ...,
+        faces: _abc.Iterable[Global___FoundFace] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["labels", b"labels", "parse_map", b"parse_map", "timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes_present", b"attributes_present", "coverage", b"coverage", "labels", b"labels", "parse_map", b"parse_map", "timings", b"timings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes_present", b"attributes_present", "coverage", b"coverage", "faces", b"faces", "labels", b"labels", "parse_map", b"parse_map", "timings", b"timings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

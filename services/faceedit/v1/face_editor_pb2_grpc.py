@@ -65,8 +65,20 @@ class FaceEditorServicer:
         """Parse the face, build the first edit's mask, inpaint it; for every further edit re-parse the edited
         image and build the next mask from the new parse (cascade). Returns an image of the caller's size in
         which pixels outside every mask are unchanged.
-        Errors: INVALID_ARGUMENT (bad image, unknown attribute or class, bad knob), FAILED_PRECONDITION
-        (region absent or too small/large: names the attribute and the coverage found), UNAVAILABLE (parser
+
+        Faces: the photo's faces are found first (or given as EditFaceRequest.face_boxes), each face frame is
+        parsed again at the parser's input size, and each selected face (Edit.face_indices) renders in a crop of
+        its own; pixels of faces not selected are the input's, bit for bit. Numbering: faces are numbered from 0
+        by the area of their face box, largest first, ties left to right (smaller x0, then smaller y0); the same
+        numbering in every request, response and event. A face frame is its face box grown by 15% of the box's
+        longer side on each side, made square where the photo allows, inside the photo. A face is found when its
+        face (skin and features, without hair or neck) spans at least 5% of the photo's long side; smaller faces
+        are not found (pass face_boxes for them). A face tilted by more than a server threshold (15 degrees by
+        default) is turned upright for its parse and render and turned back for the composite.
+
+        Errors: INVALID_ARGUMENT (bad image, unknown attribute or class, bad knob, a face box outside the image
+        or empty: names the box), FAILED_PRECONDITION (region absent or too small/large: names the attribute and
+        the coverage found; no face found, or a face index with no face: says how many faces were found), UNAVAILABLE (parser
         or inpainter down), RESOURCE_EXHAUSTED (overload only: the orchestrator's in-flight limit, or the
         inpainters' queues; retry after the retry-after-ms trailer when present), DEADLINE_EXCEEDED (also at
         once when the deadline is shorter than the work needs), CANCELLED, INTERNAL (a fault of ours; the

@@ -194,7 +194,9 @@ Global___BoundingBox: _TypeAlias = BoundingBox  # noqa: Y015
 
 @_typing.final
 class StageTimings(_message.Message):
-    """Wall-clock milliseconds spent per stage. Stages a call did not run stay 0."""
+    """Wall-clock milliseconds spent per stage. Stages a call did not run stay 0. Declared in the order a request
+    meets the stages (the numbers are the wire's): the services list their stages from this declaration.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -202,10 +204,10 @@ class StageTimings(_message.Message):
     PARSE_MS_FIELD_NUMBER: _builtins.int
     MASK_MS_FIELD_NUMBER: _builtins.int
     INPAINT_MS_FIELD_NUMBER: _builtins.int
-    COMPOSITE_MS_FIELD_NUMBER: _builtins.int
-    ENCODE_MS_FIELD_NUMBER: _builtins.int
     QUEUE_MS_FIELD_NUMBER: _builtins.int
     DENOISE_MS_FIELD_NUMBER: _builtins.int
+    COMPOSITE_MS_FIELD_NUMBER: _builtins.int
+    ENCODE_MS_FIELD_NUMBER: _builtins.int
     TOTAL_MS_FIELD_NUMBER: _builtins.int
     decode_ms: _builtins.float
     """Decoding and normalising the caller's image (EXIF, alpha, limits)."""
@@ -217,16 +219,16 @@ class StageTimings(_message.Message):
     """Building the mask from the parse (union, grow, feather, coverage check)."""
     inpaint_ms: _builtins.float
     """Inpainting as seen by the caller of the inpainter (includes queueing and transfer)."""
+    queue_ms: _builtins.float
+    """Time the request waited in the inpainter's queue for the pipeline."""
+    denoise_ms: _builtins.float
+    """The denoising loop alone (inside inpaint_ms)."""
     composite_ms: _builtins.float
     """Blending the generated pixels into the original through the soft mask (EditFace: at the photo's full
     resolution, in the orchestrator).
     """
     encode_ms: _builtins.float
     """Encoding the response image(s)."""
-    queue_ms: _builtins.float
-    """Time the request waited in the inpainter's queue for the pipeline."""
-    denoise_ms: _builtins.float
-    """The denoising loop alone (inside inpaint_ms)."""
     total_ms: _builtins.float
     """End to end inside the server that reports these timings."""
     def __init__(
@@ -236,10 +238,10 @@ class StageTimings(_message.Message):
         parse_ms: _builtins.float = ...,
         mask_ms: _builtins.float = ...,
         inpaint_ms: _builtins.float = ...,
-        composite_ms: _builtins.float = ...,
-        encode_ms: _builtins.float = ...,
         queue_ms: _builtins.float = ...,
         denoise_ms: _builtins.float = ...,
+        composite_ms: _builtins.float = ...,
+        encode_ms: _builtins.float = ...,
         total_ms: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
@@ -271,15 +273,28 @@ class MaskOptions(_message.Message):
     EXTRA_MASK_FIELD_NUMBER: _builtins.int
     MERGE_FIELD_NUMBER: _builtins.int
     grow_px: _builtins.int
-    """Pixels to dilate (> 0) or erode (< 0) the hard mask by. Default 3 (a 7x7 kernel, thesis annexure 5)."""
+    """Pixels to dilate (> 0) or erode (< 0) the hard mask by. Default 3 (a 7x7 kernel, thesis annexure 5) at
+    the thesis's reference, a 1024 px face frame (an aligned 1024x1024 portrait, whose face frame is the whole
+    image), scaled with each face frame's longer side (x side / 1024, at least 1 px): a 2048 px face frame
+    grows by 6 px. A value set here is in photo pixels, whatever the face's size.
+    """
     feather_sigma: _builtins.float
-    """Gaussian feather sigma in pixels, kernel 2*sigma+1. Default 7.0 (thesis 4.4.2); 0 gives a hard mask."""
+    """Gaussian feather sigma in pixels, kernel 2*sigma+1. Default 7.0 (thesis 4.4.2) at the reference face
+    frame, scaled like grow_px (at least 1 px); a value set here is in photo pixels. 0 gives a hard mask.
+    """
     min_coverage: _builtins.float
-    """Minimum fraction of pixels above 128 in the final mask. Default 0.001 (0.1%, thesis 4.4.3).
-    Below it the edit fails with FAILED_PRECONDITION naming the attribute and the coverage found.
+    """Minimum fraction of the face frame's pixels above 128 in the face's final mask (of the face frame, not of
+    the photo: a full-body photo's lips pass like a portrait's). Default 0.001 (0.1%, thesis 4.4.3).
+    A face named in Edit.face_indices below it fails the edit with FAILED_PRECONDITION naming the attribute,
+    the face and the coverage found; with face_indices empty, faces below it (a hat on one head of three) are
+    left as they are, and the edit fails so only when no face qualifies. Regions edited on the whole photo
+    (background, necklace, clothing; an inverted mask; a caller's mask that replaces the parse): a fraction of
+    the photo's pixels, as before.
     """
     max_coverage: _builtins.float
-    """Maximum fraction of pixels above 128. Default 1.0 (no limit). Above it: FAILED_PRECONDITION."""
+    """Maximum fraction of the face frame's pixels above 128 (whole-photo regions: of the photo's). Default 1.0 (no
+    limit). Above it: FAILED_PRECONDITION, face by face as min_coverage.
+    """
     convex_hull: _builtins.bool
     """Replace the region by its convex hull (CA-Edit's rough masks; fills gaps in hair and lips). Default off."""
     offset_x: _builtins.int
@@ -352,7 +367,10 @@ class InpaintOptions(_message.Message):
     crop_mode: Global___CropMode.ValueType
     """Region framing. Default: crop for small regions (see CropMode)."""
     crop_padding: _builtins.int
-    """Context pixels around the mask's bounding box when cropping. Default 32."""
+    """Context pixels around the mask's bounding box when cropping. Default 32 at the reference face frame
+    (1024 px, see MaskOptions.grow_px), scaled with each face frame's longer side; a value set here is in
+    photo pixels. Inpaint requests (no faces): 32 px.
+    """
     color_match: _builtins.bool
     """Histogram-match the generated region to a ring just outside the mask. Default off."""
     raw_negative_prompt: _builtins.bool
