@@ -23,6 +23,7 @@ import argparse
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +175,18 @@ def trace_graph(graph: ParserGraph, path: Path, example_size: tuple[int, int]) -
     SegFormer-B5 take ~10 minutes."""
     device = "cuda" if graph.fp16 and torch.cuda.is_available() else "cpu"
     example = torch.zeros((1, *example_size, 3), dtype=torch.uint8, device=device)
+    with warnings.catch_warnings():
+        # transformers' SDPA helper turns `q_length > 1` into a constant while tracing. An image always has more
+        # than one patch, so the constant holds for every input; the parity gate checks the exported graph at
+        # other sizes anyway. The warning only worried the user on every `faceedit up` that exports the parser.
+        warnings.filterwarnings(
+            "ignore", "Converting a tensor to a Python boolean", torch.jit.TracerWarning, r"transformers\."
+        )
+        _export(graph, example, path, device)
+    return path
+
+
+def _export(graph: ParserGraph, example: torch.Tensor, path: Path, device: str) -> None:
     torch.onnx.export(
         graph.eval().to(device),
         (example,),
@@ -188,7 +201,6 @@ def trace_graph(graph: ParserGraph, path: Path, example_size: tuple[int, int]) -
         opset_version=OPSET,
         dynamo=False,
     )
-    return path
 
 
 def export_parser(

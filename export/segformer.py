@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
+from transformers.utils import logging as transformers_logging
 
 from faceedit.core.taxonomy import CLASS_NAMES, CheckpointLabelError, canonical_order
 
@@ -107,6 +108,8 @@ def build_random_parser(
     )
     model = SegformerForSemanticSegmentation(config).eval()
     out.mkdir(parents=True, exist_ok=True)
+    # One shard: transformers' "Writing model shards" bar only clutters `faceedit up`'s start.
+    transformers_logging.disable_progress_bar()
     model.save_pretrained(out)
     options = {"size": {"height": SERVING_SIZE, "width": SERVING_SIZE}, **(processor or {})}
     SegformerImageProcessor(**options).save_pretrained(out)

@@ -20,6 +20,7 @@ from diffusers import (
     UNet2DConditionModel,
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+from transformers.utils import logging as transformers_logging
 
 TEXT_HIDDEN = 32
 UNETS: dict[str, dict] = {
@@ -128,6 +129,8 @@ def build_pipeline(size: str = "tiny", *, seed: int = 0, workdir: Path) -> Stabl
 
 
 def build_tiny_sdxl(out: Path, *, size: str = "tiny", seed: int = 0) -> Path:
+    # A tiny model is one shard: transformers' "Writing model shards" bars only clutter `faceedit up`'s start.
+    transformers_logging.disable_progress_bar()
     out.mkdir(parents=True, exist_ok=True)
     build_pipeline(size, seed=seed, workdir=out.parent / f".{out.name}-build").save_pretrained(out)
     return out

@@ -106,6 +106,10 @@ def test_compare_overhead_against_a_running_stack(editor_stack: ServiceProcess, 
     assert report["output_format"] == report["input_format"] == "jpeg" and "96x96 jpeg -> jpeg" in result.stdout
     assert 0 < report["overhead_p50_ms"] < report["e2e_p50_ms"]
     assert report["overhead_fraction"] == report["overhead_p50_ms"] / report["e2e_p50_ms"]
+    # The configuration is printed with the result (a running server: its own working size), and progress shown.
+    assert "2 steps, the server's working size, 2 sequential requests after 2 warm-up" in result.stdout
+    assert report["overhead_definition"] == "end to end minus (parse + queue + denoise), p50"
+    assert "compare overhead" in result.stderr and "2/2" in result.stderr
 
 
 def test_bench_against_nothing_is_one_line_not_a_traceback(tmp_path: Path) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from faceedit.bench.loadgen import run_level
-from faceedit.bench.stats import summarize
+from faceedit.bench.stats import NOT_OVERHEAD, summarize
 from faceedit.bench.targets import caller_region, editface_target, parser_target, photo, portrait, present_class
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import types_pb2
@@ -214,15 +215,20 @@ def run_overhead_benchmark(
     output_format: str = "png",
     input_format: str = "png",
     region: str = "class",
+    working_size: int | None = None,
+    warmup: int = 2,
     log=print,
+    tick: Callable[[], None] = lambda: None,
 ) -> dict:
-    """EditFace overhead: end-to-end minus the models' own time (parse round trip, denoising) at p50, sequential
-    requests (so the inpainter never queues). The overhead includes decoding the caller's image (sent as
-    input_format), letterboxing, masks, the region hop, blending at full resolution and encoding the response in
-    output_format: a PNG costs several times a JPEG at both ends.
+    """EditFace overhead (faceedit.bench.stats.overhead_ms: end to end minus parse, queue and denoise) at p50, of
+    sequential requests (so the inpainter never queues). The overhead includes decoding the caller's image (sent
+    as input_format), letterboxing, masks, the region hop, blending at full resolution and encoding the response
+    in output_format: a PNG costs several times a JPEG at both ends.
 
     size is (width, height). region "class": the class the random parser finds most of (spread over the photo);
     "lips": a lips-sized caller mask, as a real parser's lips would be, so the edit crops as it would in production.
+    working_size: the inpainter's canvas the stack runs with, recorded with the result (None: a running server's,
+    not known here). tick is called after each measured request (a progress bar).
     """
     width, height = size
     image = photo(width, height)
@@ -231,13 +237,19 @@ def run_overhead_benchmark(
     else:
         mask = types_pb2.MaskOptions(classes=[present_class(address, image)])
     edit = fe.Edit(prompt="matte dusty-rose lipstick", num_inference_steps=steps, mask=mask)
+    canvas = "the server's working size" if working_size is None else f"working size {working_size}"
+    config = (
+        f"EditFace {width}x{height} {input_format} -> {output_format}, {region} region, {steps} steps, {canvas}, "
+        f"{requests} sequential requests after {warmup} warm-up"
+    )
+    log(f"{config} ...")
 
     async def measure():
         target = editface_target(
             address, image, [edit], timeout_s=600, output_format=output_format, input_format=input_format
         )
         try:
-            return await run_level(target, concurrency=1, requests=requests, warmup=2)
+            return await run_level(target, concurrency=1, requests=requests, warmup=warmup, tick=tick)
         finally:
             await target.close()
 
@@ -246,19 +258,21 @@ def run_overhead_benchmark(
     e2e = summary["latency_ms"]["p50"]
     overhead = summary["overhead_ms"]["p50"] if summary["overhead_ms"] else float("nan")
     log(
-        f"EditFace {width}x{height} {input_format} -> {output_format}, {region} region, {steps} steps: end-to-end "
-        f"p50 {e2e:.1f} ms, parse + queue + denoise {e2e - overhead:.1f} ms, overhead p50 {overhead:.1f} ms "
-        f"= {overhead / e2e:.2%} of end-to-end"
+        f"{config}: end-to-end p50 {e2e:.1f} ms, {' + '.join(NOT_OVERHEAD)} {e2e - overhead:.1f} ms, overhead p50 "
+        f"{overhead:.1f} ms = {overhead / e2e:.2%} of end-to-end"
     )
     return {
         "comparison": "overhead",
+        "overhead_definition": f"end to end minus ({' + '.join(NOT_OVERHEAD)}), p50",
         "width": width,
         "height": height,
         "region": region,
         "steps": steps,
+        "working_size": working_size,
         "output_format": output_format,
         "input_format": input_format,
         "requests": requests,
+        "warmup": warmup,
         "errors": summary["errors"],
         "e2e_p50_ms": e2e,
         "overhead_p50_ms": overhead,

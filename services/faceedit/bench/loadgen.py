@@ -11,14 +11,8 @@ from dataclasses import dataclass, field
 import grpc
 from tritonclient.utils import InferenceServerException
 
-from faceedit.bench.stats import arrival_times, summarize, triton_stage_ms
+from faceedit.bench.stats import arrival_times, overhead_ms, summarize, triton_stage_ms
 from faceedit.bench.targets import BadResponseError, Call, Target
-
-# Overhead is what is left of a request's end-to-end latency after the models' own time (the parser's inference
-# round trip, the denoising loop) and the wait for the (serial) inpainter: under concurrency that wait is
-# queueing, reported as its own stage. Everything else is ours: decode, letterbox, masks, cutting the region, the
-# hop, pasting and blending at full resolution, encode.
-COMPUTE_AND_WAIT = ("parse", "queue", "denoise")
 
 
 @dataclass
@@ -50,11 +44,7 @@ class Level:
         timed = [s for s in self.stages if s]
         for key in {k for s in timed for k in s}:
             stage_means[key] = sum(s.get(key, 0.0) for s in timed) / len(timed)
-        overhead = [
-            lat - sum(s.get(k, 0.0) for k in COMPUTE_AND_WAIT)
-            for lat, s in zip(self.latencies_ms, self.stages, strict=True)
-            if s
-        ]
+        overhead = [overhead_ms(lat, s) for lat, s in zip(self.latencies_ms, self.stages, strict=True) if s]
         return {
             "concurrency": self.concurrency,
             "mode": self.mode,

@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from faceedit.bench.stats import TRITON_STAGES
+from faceedit.bench.stats import NOT_OVERHEAD, TRITON_STAGES
 from faceedit.rpc.messages import STAGES
 
 # Every stage the servers time: StageTimings's, then Triton's (a parser benchmark reports Triton's queue as
@@ -59,8 +59,7 @@ def table(levels: list[dict]) -> str:
         )
     lines.append(
         "inflt = most requests in flight at once; latencies in ms (open loop: from each scheduled send time); "
-        "ovh = end to end minus (parse + inpainter queue wait + denoise + composite) as the "
-        "servers report them"
+        f"ovh = overhead, end to end minus ({' + '.join(NOT_OVERHEAD)}) as the servers report them"
     )
     return "\n".join(lines)
 
@@ -111,13 +110,39 @@ def write_csv(levels: list[dict], path: Path) -> Path:
     return path
 
 
+# p99 and max often coincide at a few dozen requests: distinct line styles and hollow markers keep both visible.
+PERCENTILE_STYLES = {
+    "p50": {"linestyle": "-", "marker": "o"},
+    "p95": {"linestyle": "--", "marker": "^"},
+    "p99": {"linestyle": "-.", "marker": "s", "markersize": 9, "markerfacecolor": "none"},
+    "max": {"linestyle": ":", "marker": "x", "markersize": 7},
+}
+
+
+def _ms(value: float) -> str:
+    return f"{value:.0f} ms" if value >= 100 else f"{value:.1f} ms" if value >= 1 else f"{value:.2f} ms"
+
+
+def breakdown(levels: list[dict]) -> dict[str, list[float]]:
+    """The stage breakdown's rows: each reported disjoint stage in request order, "other" (the rest of the mean
+    end to end) and "end to end", each with one mean ms per level."""
+    rows = [s for s in STAGE_ORDER if any(lv["stages_ms"].get(s, 0.0) > 0 for lv in levels)]
+    values = {s: [lv["stages_ms"].get(s, 0.0) for lv in levels] for s in rows}
+    values["other"] = [
+        max(0.0, lv["latency_ms"]["mean"] - sum(lv["stages_ms"].get(s, 0.0) for s in rows)) for lv in levels
+    ]
+    values["end to end"] = [lv["latency_ms"]["mean"] for lv in levels]
+    return values
+
+
 def write_plots(levels: list[dict], out_dir: Path, title: str) -> list[Path]:
-    """latency_vs_concurrency.png (percentiles, and throughput on a second axis) and stage_breakdown.png."""
+    """latency_vs_concurrency.png (percentiles, and throughput on a second axis) and stage_breakdown.png (each
+    stage's mean per level, on a log axis so a 1 ms encode shows next to a 2 s denoise, each bar labelled)."""
     xs = [lv["concurrency"] if lv["mode"] == "closed" else lv["rate"] for lv in levels]
     xlabel = "concurrency" if levels and levels[0]["mode"] == "closed" else "target rate (req/s)"
     fig, ax = plt.subplots(figsize=(7, 4))
-    for key in ("p50", "p95", "p99", "max"):
-        ax.plot(xs, [lv["latency_ms"][key] for lv in levels], marker="o", label=f"{key} latency")
+    for key, style in PERCENTILE_STYLES.items():
+        ax.plot(xs, [lv["latency_ms"][key] for lv in levels], label=f"{key} latency", **style)
     if len(set(xs)) > 2 and min(xs) > 0 and max(xs) / min(xs) >= 8:
         ax.set_xscale("log", base=2)  # sweeps double the concurrency
     ax.set_xticks(xs, [_x(lv) for lv in levels])
@@ -125,7 +150,7 @@ def write_plots(levels: list[dict], out_dir: Path, title: str) -> list[Path]:
     ax.set_ylabel("latency (ms)")
     ax.set_ylim(bottom=0)
     throughput = ax.twinx()
-    throughput.plot(xs, [lv["throughput_rps"] for lv in levels], "k--", marker="s", label="throughput")
+    throughput.plot(xs, [lv["throughput_rps"] for lv in levels], "k--", marker="D", alpha=0.6, label="throughput")
     throughput.set_ylabel("throughput (req/s)")
     throughput.set_ylim(bottom=0)
     lines = ax.get_legend_handles_labels()
@@ -137,20 +162,25 @@ def write_plots(levels: list[dict], out_dir: Path, title: str) -> list[Path]:
     fig.savefig(latency, dpi=100)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    labels = [_x(lv) for lv in levels]
-    bottom = [0.0] * len(levels)
-    for stage in STAGE_ORDER:
-        values = [lv["stages_ms"].get(stage, 0.0) for lv in levels]
-        if any(values):
-            ax.bar(labels, values, bottom=bottom, label=stage)
-            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    other = [max(0.0, lv["latency_ms"]["mean"] - b) for lv, b in zip(levels, bottom, strict=True)]
-    ax.bar(labels, other, bottom=bottom, label="other (transfer,\nframing, client)", color="lightgrey")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("mean ms per request")
-    ax.set_title(f"{title}: stage breakdown (bar = mean end to end)")
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    values = breakdown(levels)
+    names = list(values)
+    height = 0.8 / max(1, len(levels))
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.45 * len(names) * max(1, len(levels)) ** 0.5))
+    for i, lv in enumerate(levels):
+        ys = [row + (i - (len(levels) - 1) / 2) * height for row in range(len(names))]
+        widths = [values[name][i] for name in names]
+        bars = ax.barh(ys, widths, height=height * 0.9, label=f"{xlabel} {_x(lv)}")
+        ax.bar_label(bars, labels=[_ms(w) if w > 0 else "" for w in widths], padding=2, fontsize=7)
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()  # request order, top to bottom
+    positive = [v for row in values.values() for v in row if v > 0]
+    if positive:
+        ax.set_xscale("log")
+        ax.set_xlim(min(positive) / 2, max(positive) * 8)  # room for the labels
+    ax.set_xlabel("mean ms per request (log scale); other = transfer, framing, client")
+    ax.set_title(f"{title}: stage breakdown")
+    if len(levels) > 1:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     stages = out_dir / "stage_breakdown.png"
     fig.savefig(stages, dpi=100)

@@ -32,6 +32,20 @@ def arrival_times(rate: float, count: int, *, poisson: bool = True, seed: int = 
     return np.concatenate([[0.0], np.cumsum(gaps[:-1])])
 
 
+# The one definition of "overhead", used by `faceedit bench` (its table's "ovh" column) and `faceedit compare
+# overhead`: a request's end-to-end latency minus the models' own time, the parser's inference round trip and the
+# denoising loop, and minus the wait for the serial inpainter (under concurrency that wait is queueing, reported as
+# its own stage). Everything left is faceedit's own work: decode, letterbox, masks, cutting the region, the hop,
+# pasting and compositing at full resolution (composite counts: it is ours), encode.
+NOT_OVERHEAD = ("parse", "queue", "denoise")
+
+
+def overhead_ms(latency_ms: float, stages: dict[str, float]) -> float:
+    """What faceedit itself added to one request: latency_ms minus its NOT_OVERHEAD stages (the server's
+    per-stage timings, ms)."""
+    return latency_ms - sum(stages.get(stage, 0.0) for stage in NOT_OVERHEAD)
+
+
 TRITON_STAGES = ("queue", "compute_input", "compute_infer", "compute_output")
 
 

@@ -230,24 +230,34 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def _overhead(args: argparse.Namespace) -> dict:
+    requests = args.requests or 20
     options = {
-        "requests": args.requests or 20,
+        "requests": requests,
         "size": args.photo or (args.size or 512,) * 2,
         "steps": args.steps,
         "output_format": args.format,
         "input_format": args.input_format,
         "region": args.region,
     }
-    if args.server:
-        return compare.run_overhead_benchmark(args.server, **options)
-    from faceedit.devstack.ports import free_port
-    from faceedit.devstack.stack import LocalStack, StackConfig
+    with tqdm(total=requests, desc="compare overhead", unit="req", file=sys.stderr) as bar:
 
-    stack = LocalStack(StackConfig(port=free_port(), working_size=args.working_size)).start()
-    try:
-        return compare.run_overhead_benchmark(stack.address, **options)
-    finally:
-        stack.stop()
+        def tick() -> None:
+            bar.update()
+
+        if args.server:
+            return compare.run_overhead_benchmark(args.server, **options, log=tqdm.write, tick=tick)
+        from faceedit.devstack.ports import free_port
+        from faceedit.devstack.stack import LocalStack, StackConfig
+
+        bar.set_postfix_str("starting a tiny local stack")
+        stack = LocalStack(StackConfig(port=free_port(), working_size=args.working_size)).start(log=tqdm.write)
+        bar.set_postfix_str("")
+        try:
+            return compare.run_overhead_benchmark(
+                stack.address, **options, working_size=args.working_size, log=tqdm.write, tick=tick
+            )
+        finally:
+            stack.stop()
 
 
 def _faces(args: argparse.Namespace) -> dict:

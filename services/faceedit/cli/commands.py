@@ -10,9 +10,10 @@ import grpc
 from tqdm import tqdm
 
 from faceedit.cli.argtypes import read_image
-from faceedit.cli.connection import add_client_flags, connection
+from faceedit.cli.connection import add_client_flags, connection, failure_line
 from faceedit.cli.grid import write_grid
 from faceedit.core.imageio import decode_image
+from faceedit.core.taxonomy import default_strength
 from faceedit.rpc.messages import FORMAT_ENUM as FORMATS
 from faceedit.v1 import face_editor_pb2 as fe
 from faceedit.v1 import face_editor_pb2_grpc, types_pb2
@@ -90,6 +91,18 @@ def build_request(args: argparse.Namespace, data: bytes, return_masks: bool) -> 
     return request
 
 
+def progress_label(edit: fe.Edit, index: int, count: int, total_steps: int) -> str:
+    """The progress bar's title: which edit, and why it runs fewer steps than asked (diffusers runs strength x
+    steps: strength 0.9 of 8 steps is 7), e.g. "hair (1/2): 7 of 8 steps at strength 0.90"."""
+    name = f"{edit.attribute or 'edit'} ({index + 1}/{count})"
+    strength = edit.strength if edit.HasField("strength") else default_strength(edit.attribute)
+    if not edit.HasField("num_inference_steps"):
+        return f"{name}: {total_steps} steps at strength {strength:.2f} of the server's default steps"
+    if edit.num_inference_steps == total_steps:
+        return f"{name}: {total_steps} steps"
+    return f"{name}: {total_steps} of {edit.num_inference_steps} steps at strength {strength:.2f}"
+
+
 def stream_edit(stub, request: fe.EditFaceRequest, timeout: float, *, quiet: bool = False) -> fe.EditFaceResponse:
     """StreamEditFace with a progress bar per edit; returns the final response."""
     bar = None
@@ -99,10 +112,11 @@ def stream_edit(stub, request: fe.EditFaceRequest, timeout: float, *, quiet: boo
             if kind == "progress" and not quiet:
                 p = event.progress
                 if bar is None:
-                    edit = request.edits[p.edit_index]
                     bar = tqdm(
                         total=p.total_steps,
-                        desc=f"{edit.attribute or 'edit'} ({p.edit_index + 1}/{len(request.edits)})",
+                        desc=progress_label(
+                            request.edits[p.edit_index], p.edit_index, len(request.edits), p.total_steps
+                        ),
                         unit="step",
                         file=sys.stderr,
                     )
@@ -118,8 +132,10 @@ def stream_edit(stub, request: fe.EditFaceRequest, timeout: float, *, quiet: boo
     raise RuntimeError("the stream ended without a result")
 
 
-def _fail(exc: grpc.RpcError) -> int:
-    print(f"faceedit: {exc.code().name}: {exc.details()}", file=sys.stderr)
+def fail(exc: grpc.RpcError, args: argparse.Namespace) -> int:
+    """Print the failed call as one line (plus what to do when the connection never came up); exit status 1."""
+    tls = any(getattr(args, name, None) is not None for name in ("ca", "secure"))
+    print(f"faceedit: {failure_line(exc, getattr(args, 'server', None), tls)}", file=sys.stderr)
     return 1
 
 
@@ -129,7 +145,7 @@ def run_edit(args: argparse.Namespace) -> int:
     try:
         response = stream_edit(stub_for(args), request, args.timeout)
     except grpc.RpcError as exc:
-        return _fail(exc)
+        return fail(exc, args)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(response.image.data)
     for step in response.steps:
@@ -150,7 +166,7 @@ def run_parse(args: argparse.Namespace) -> int:
             fe.ParseFaceRequest(image=types_pb2.EncodedImage(data=read_image(args.image))), timeout=60
         )
     except grpc.RpcError as exc:
-        return _fail(exc)
+        return fail(exc, args)
     for row in response.coverage:
         print(f"{row.class_id:>3} {row.name:<11} {row.fraction:8.2%} {row.pixels:>9} px")
     print("attributes present:", ", ".join(response.attributes_present) or "none")
@@ -166,7 +182,7 @@ def run_attributes(args: argparse.Namespace) -> int:
     try:
         response = stub_for(args).ListAttributes(fe.ListAttributesRequest(), timeout=10)
     except grpc.RpcError as exc:
-        return _fail(exc)
+        return fail(exc, args)
     for a in response.attributes:
         print(f"{a.name:<10} classes {','.join(a.class_names):<18} strength {a.default_strength:.2f}")
     print(

@@ -35,6 +35,7 @@ def add_client_flags(p: argparse.ArgumentParser, *, server_help: str = "orchestr
         "--secure",
         env="FACEEDIT_SECURE_DIR",
         type=Path,
+        metavar="DIR",
         help="directory written by `faceedit up --secure DIR`: its ca.crt, client.crt, client.key and token",
     )
 
@@ -49,6 +50,39 @@ class Connection:
 
     def channel(self, max_message_bytes: int = FRONT_DOOR_MAX_MESSAGE_BYTES) -> grpc.Channel:
         return dial_sync(self.server, tls=self.tls, token=self.token, max_message_bytes=max_message_bytes)
+
+
+# What the gRPC core says when nothing listens at the address, and when the peer hangs up on a plaintext
+# HTTP/2 preface (a TLS server does: it waits for a ClientHello) or a TLS handshake fails.
+_REFUSED = ("Connection refused", "DNS resolution failed", "Failed to connect")
+_HUNG_UP = ("Socket closed", "Connection reset", "handshake", "SSL", "TLS")
+
+
+def failure_line(exc: grpc.RpcError, server: str | None, tls: bool) -> str:
+    """The one line `faceedit` prints for a failed call: its status and details, or, when the connection never
+    came up, the cause and what to do about it."""
+    code, details = exc.code(), exc.details() or ""
+    if code is not grpc.StatusCode.UNAVAILABLE:
+        return f"{code.name}: {details}"
+    where = server or "the server"
+    refused = next((marker for marker in _REFUSED if marker in details), None)
+    if refused:
+        return (
+            f"UNAVAILABLE: nothing answers at {where} ({refused}): start the stack with `faceedit up` first, or give "
+            "--server ADDR"
+        )
+    hung_up = next((marker for marker in _HUNG_UP if marker in details), None)
+    if hung_up and not tls:
+        return (
+            f"UNAVAILABLE: {where} closed a plaintext connection ({hung_up}): it serves TLS, as `faceedit up --secure "
+            "DIR` does; connect with --secure DIR (or --ca, --cert, --key)"
+        )
+    if hung_up:
+        return (
+            f"UNAVAILABLE: the TLS handshake with {where} failed ({hung_up}): check --secure DIR, or --ca (--cert, "
+            "--key for mTLS)"
+        )
+    return f"{code.name}: {details}"
 
 
 def connection(args: argparse.Namespace) -> Connection:

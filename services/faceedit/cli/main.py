@@ -30,8 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"faceedit: {exc}", file=sys.stderr)
         return 2
     except grpc.RpcError as exc:  # a call outside a command's own handling, e.g. bench's ParseFace probe
-        print(f"faceedit: {exc.code().name}: {exc.details()}", file=sys.stderr)
-        return 1
+        return commands.fail(exc, args)
     except OSError as exc:  # writing an output: a full disk, a read-only directory
         print(f"faceedit: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return 1

@@ -59,6 +59,7 @@ def add_stack_flags(p: argparse.ArgumentParser) -> None:
         env="FACEEDIT_MODELS_DIR",
         default=Path("models"),
         type=Path,
+        metavar="DIR",
         help="where tiny models and exported ONNX files are kept",
     )
     env_flag(
@@ -128,6 +129,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         env="FACEEDIT_SECURE_DIR",
         default=None,
         type=Path,
+        metavar="DIR",
         help="TLS on every hop, mTLS between services and a bearer token: writes a throwaway CA, certificates and "
         "a token into this directory (reused while valid); clients take --secure DIR",
     )

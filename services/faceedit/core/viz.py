@@ -8,14 +8,21 @@ import numpy as np
 
 from faceedit.core.taxonomy import CLASS_NAMES
 
+# matplotlib's tab20, first 19 colours (thesis annexure 3: plt.cm.tab20(np.linspace(0, 1, 20))[:19, :3] * 255),
+# written out so the orchestrator, which colours every parse map, does not need matplotlib (test_core_viz checks
+# these against matplotlib's).
+_TAB20 = (
+    (31, 119, 180), (174, 199, 232), (255, 127, 14), (255, 187, 120), (44, 160, 44), (152, 223, 138),
+    (214, 39, 40), (255, 152, 150), (148, 103, 189), (197, 176, 213), (140, 86, 75), (196, 156, 148),
+    (227, 119, 194), (247, 182, 210), (127, 127, 127), (199, 199, 199), (188, 189, 34), (219, 219, 141),
+    (23, 190, 207),
+)  # fmt: skip
+
 
 @cache
 def tab20_palette() -> np.ndarray:
-    """(19, 3) uint8: plt.cm.tab20(np.linspace(0, 1, 20))[:19, :3] * 255, as the thesis's annexure 3."""
-    from matplotlib import colormaps
-
-    colours = colormaps["tab20"](np.linspace(0, 1, 20))[: len(CLASS_NAMES), :3]
-    palette = (colours * 255).astype(np.uint8)
+    """(19, 3) uint8: tab20's colour per class."""
+    palette = np.array(_TAB20[: len(CLASS_NAMES)], np.uint8)
     palette.setflags(write=False)
     return palette
 

@@ -22,9 +22,11 @@ def env_flag(
     required: bool = False,
     choices: list[str] | None = None,
     switch: bool = False,
+    metavar: str | None = None,
 ) -> None:
     """Add `flag`, taking its default from `env` when that variable is set. switch=True (boolean flags): the flag
-    alone means true, and it still takes a value (`--tracing`, `--tracing false`).
+    alone means true, and it still takes a value (`--tracing`, `--tracing off`); help shows it as `[on|off]`.
+    metavar: the value's name in help (e.g. DIR), instead of the flag's name in capitals.
 
     A malformed env value fails fast with the variable's name, instead of surfacing later as a confusing error.
     """
@@ -35,8 +37,16 @@ def env_flag(
         except (TypeError, ValueError) as exc:
             parser.error(f"environment variable {env}={raw!r} is invalid for {flag}: {exc}")
         required = False
-    shown = "" if default is None else f", default {default!r}"
-    extra: dict[str, Any] = {"nargs": "?", "const": True} if switch else {}
+    # A path shows as the user would type it, not as PosixPath('models'); a switch as on or off.
+    if default is None:
+        shown = ""
+    elif switch:
+        shown = f", default {'on' if default else 'off'}"
+    else:
+        shown = f", default {os.fspath(default) if isinstance(default, os.PathLike) else repr(default)}"
+    extra: dict[str, Any] = {"nargs": "?", "const": True, "metavar": "on|off"} if switch else {}
+    if metavar is not None:
+        extra["metavar"] = metavar
     parser.add_argument(
         flag,
         default=default,
