@@ -89,13 +89,21 @@ def _engine(pipe, ctx, **overrides):
     return Engine(pipe, working_size=ctx.settings.size, queue_size=1, prompt_cache_size=8, **overrides)
 
 
-def _hair_job(ctx) -> Callable[[], object]:
-    """A fresh Job per call (a job carries its own cancellation flag) over inputs made once, outside the timing."""
+def _job(image: np.ndarray, mask: np.ndarray, prompt: str, steps: int, crop_mode: str, padding: int) -> object:
+    """The engine's Job for a measured edit: strength 1 (every step runs), the thesis's guidance, a fixed seed."""
     from faceedit.inpainter.engine import Job
 
+    return Job(
+        image=image, mask=mask, prompt=prompt, negative_prompt="", strength=1.0, guidance_scale=GUIDANCE,
+        steps=steps, seed=SEED, crop_mode=crop_mode, crop_padding=padding, color_match=False,
+    )  # fmt: skip
+
+
+def _hair_job(ctx) -> Callable[[], object]:
+    """A fresh Job per call (a job carries its own cancellation flag) over inputs made once, outside the timing."""
     s = ctx.settings
     image, mask = ctx.portrait(), hair_mask(s.size)
-    return lambda: Job(image, mask, HAIR_PROMPT, "", 1.0, GUIDANCE, s.steps, SEED, "full", 32, False)
+    return lambda: _job(image, mask, HAIR_PROMPT, s.steps, "full", 32)
 
 
 def engine_vs_bare(ctx, row: dict) -> None:
@@ -159,7 +167,6 @@ def crop(ctx, row: dict) -> None:
     """(b) A lips edit cropped at the native canvas, cropped in the fast canvas mode, and as the full frame."""
     from faceedit.bench.compare import lips_mask
     from faceedit.core.framing import detail_gain
-    from faceedit.inpainter.engine import Job
 
     s, pipe = ctx.settings, ctx.pipe()
     engines = {mode: _engine(pipe, ctx, canvas_mode=mode) for mode in ("native", "fast")}
@@ -174,9 +181,7 @@ def crop(ctx, row: dict) -> None:
     padding = max(4, s.size // 32)
 
     def side(engine, mode: str):
-        return lambda: engine.run_blocking(
-            Job(image, mask, LIPS_PROMPT, "", 1.0, GUIDANCE, s.steps, SEED, mode, padding, False), time.monotonic()
-        )
+        return lambda: engine.run_blocking(_job(image, mask, LIPS_PROMPT, s.steps, mode, padding), time.monotonic())
 
     sides = Sides(s.device)
     # Three runs: a side's cost is its canvas, which the p50 of (a) already pins down for the full frame.
